@@ -1,0 +1,70 @@
+"""Global path of the dual-aggregation block: a selective state-space scan in four directions.
+
+CLIPHaze (arXiv 2408.12317) runs a Mamba path beside window attention. Here each row is scanned
+left->right and right->left and each column top->bottom and bottom->top, with step size dt and
+projections B, C computed from the input (selective), one set per direction. Rows/columns are
+independent sequences, so the cost is linear in the pixels and two stacked blocks see the whole
+image. The scan itself is `selective_scan` (chunked, parallel).
+"""
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from einops import rearrange
+
+from .selective_scan import selective_scan
+
+DIRECTIONS = ("left_to_right", "right_to_left", "top_to_bottom", "bottom_to_top")
+
+
+def to_sequences(t: torch.Tensor, direction: str) -> torch.Tensor:
+    """(B, C, H, W) -> (B*rows, length, C) ordered along `direction`."""
+    if direction in ("left_to_right", "right_to_left"):
+        seq = rearrange(t, "b c h w -> (b h) w c")
+    else:
+        seq = rearrange(t, "b c h w -> (b w) h c")
+    return seq.flip(1) if direction in ("right_to_left", "bottom_to_top") else seq
+
+
+def from_sequences(seq: torch.Tensor, direction: str, b: int, h: int, w: int) -> torch.Tensor:
+    """Inverse of `to_sequences`: (B*rows, length, C) -> (B, C, H, W)."""
+    if direction in ("right_to_left", "bottom_to_top"):
+        seq = seq.flip(1)
+    if direction in ("left_to_right", "right_to_left"):
+        return rearrange(seq, "(b h) w c -> b c h w", b=b, h=h)
+    return rearrange(seq, "(b w) h c -> b c h w", b=b, w=w)
+
+
+class GlobalScan(nn.Module):
+    def __init__(self, dim: int, head_dim: int, state: int, chunk: int, device=None, dtype=None):
+        super().__init__()
+        kw = dict(device=device, dtype=dtype)
+        self.heads, self.head_dim, self.state, self.chunk = dim // head_dim, head_dim, state, chunk
+        self.in_proj = nn.Conv2d(dim, 2 * dim, 1, **kw)           # -> scanned stream x, gate z
+        self.local = nn.Conv2d(dim, dim, 3, padding=1, groups=dim, **kw)
+        n_dir = len(DIRECTIONS)
+        # per direction: dt per head, B and C of size `state`
+        self.ssm_params = nn.Conv2d(dim, n_dir * (self.heads + 2 * state), 1, **kw)
+        # dt initialised in [1e-3, 1e-1] (log-uniform) as in Mamba, through the softplus bias
+        dt = torch.exp(torch.rand(n_dir, self.heads, **kw) * (math.log(0.1) - math.log(1e-3)) + math.log(1e-3))
+        self.dt_bias = nn.Parameter(dt + torch.log(-torch.expm1(-dt)))
+        self.A_log = nn.Parameter(torch.log(torch.arange(1, self.heads + 1, **kw).float().repeat(n_dir, 1)))
+        self.skip = nn.Parameter(torch.ones(dim, **kw))           # Mamba's D term
+        self.out_proj = nn.Conv2d(dim, dim, 1, **kw)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, _, h, w = x.shape
+        u, z = self.in_proj(x).chunk(2, dim=1)
+        u = F.silu(self.local(u))
+        params = self.ssm_params(u).split(self.heads + 2 * self.state, dim=1)
+        A = -torch.exp(self.A_log.float())
+        y = u * self.skip[:, None, None]
+        for i, direction in enumerate(DIRECTIONS):
+            dt_raw, B, C = params[i].split([self.heads, self.state, self.state], dim=1)
+            seq_u = rearrange(to_sequences(u, direction), "r l (n p) -> r l n p", n=self.heads)
+            dt = F.softplus(to_sequences(dt_raw, direction).float() + self.dt_bias[i])
+            out = selective_scan(seq_u, dt, A[i], to_sequences(B, direction),
+                                 to_sequences(C, direction), self.chunk)
+            y = y + from_sequences(rearrange(out, "r l n p -> r l (n p)"), direction, b, h, w)
+        return self.out_proj(y * F.silu(z))

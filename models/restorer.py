@@ -1,0 +1,143 @@
+"""The weather restorer: SAR encoder -> density-aware dual-aggregation U-Net with CWP -> residual.
+
+    x (B, 3, H, W) in [0, 1], padded to a multiple of cfg.stride
+    encoder  E_i = SAR_i(down(E_{i-1}))           multi-scale features + degradation attention A_i
+    signals  p, D, quality from heads on E        (replaced by caller-given p / D when passed)
+    body     h_i = Blocks_i(E_i + down(h_{i-1}), D)       last level: + CWP(p)
+    decoder  d_i = Blocks_i(up(d_{i+1}) + h_i, D, CWP(p))
+    output   y = x + conv(d_0), cropped back to (H, W)
+"""
+import dataclasses
+from typing import List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .config import RestorerConfig
+from .cwp import WeatherTokens
+from .dual_aggregation import DualAggregationBlock
+from .heads import DensityHead, PriorHead, QualityHead, upsample_to
+from .sar import Downsample, SARUnit, Upsample
+from .signals import WEATHER_TYPES, check_density, check_prior
+
+
+@dataclasses.dataclass
+class RestorerOutput:
+    image: torch.Tensor                 # (B, 3, H, W) restored, not clamped
+    prior: torch.Tensor                 # (B, K) the prior used (given or predicted)
+    density: torch.Tensor               # (B, 1, H, W) the density used (given or predicted)
+    pred_prior_logits: torch.Tensor     # (B, K) the head's own prediction, always
+    pred_density_logits: torch.Tensor   # (B, 1, H, W) the head's own prediction, always
+    quality_logits: torch.Tensor        # (B, 3) quality tier of the *input*
+    sar_attention: List[torch.Tensor]   # per level (B, 1, h_i, w_i), on the padded grid
+    sar_features: List[torch.Tensor]    # per level (B, C_i, h_i, w_i), on the padded grid
+
+
+@dataclasses.dataclass
+class Signals:
+    prior_logits: torch.Tensor          # (B, K)
+    density_logits: torch.Tensor        # (B, 1, H, W) cropped to the input size
+    quality_logits: torch.Tensor        # (B, 3)
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """Pad the bottom/right of (B, C, H, W) so H and W divide `multiple`; reflect where possible."""
+    H, W = x.shape[-2:]
+    ph, pw = (-H) % multiple, (-W) % multiple
+    if not (ph or pw):
+        return x
+    mode = "reflect" if ph < H and pw < W else "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode)
+
+
+class WeatherRestorer(nn.Module):
+    def __init__(self, cfg: RestorerConfig, device=None, dtype=None):
+        super().__init__()
+        kw = dict(device=device, dtype=dtype)
+        self.cfg = cfg
+        dims, L = cfg.dims, cfg.levels
+        self.shallow = nn.Conv2d(3, dims[0], 3, padding=1, **kw)
+        self.sar = nn.ModuleList(SARUnit(d, cfg.sar_hidden_ratio, **kw) for d in dims)
+        self.enc_down = nn.ModuleList(Downsample(dims[i], dims[i + 1], **kw) for i in range(L - 1))
+        self.prior_head = PriorHead(dims[-1], **kw)
+        self.quality_head = QualityHead(dims[-1], **kw)
+        self.density_head = DensityHead(dims[cfg.density_level], **kw)
+        self.weather_tokens = WeatherTokens(len(WEATHER_TYPES), dims[-1], **kw)
+        token_dim = dims[-1]
+
+        self.body_down = nn.ModuleList(Downsample(dims[i], dims[i + 1], **kw) for i in range(L - 1))
+        self.body = nn.ModuleList(
+            nn.ModuleList(DualAggregationBlock(dims[i], cfg, token_dim if i == L - 1 else 0, **kw)
+                          for _ in range(cfg.enc_blocks[i]))
+            for i in range(L))
+        # decoder levels L-2 .. 0, stored in that order
+        self.up = nn.ModuleList(Upsample(dims[i + 1], dims[i], **kw) for i in reversed(range(L - 1)))
+        self.decoder = nn.ModuleList(
+            nn.ModuleList(DualAggregationBlock(dims[i], cfg, token_dim, **kw) for _ in range(n))
+            for i, n in zip(reversed(range(L - 1)), cfg.dec_blocks))
+        self.out = nn.Conv2d(dims[0], 3, 3, padding=1, **kw)
+
+    # -- encoder and heads -------------------------------------------------------------------
+    def _encode(self, xp: torch.Tensor):
+        feats, attns = [], []
+        f = self.shallow(xp)
+        for i, sar in enumerate(self.sar):
+            if i:
+                f = self.enc_down[i - 1](f)
+            f, a = sar(f)
+            feats.append(f)
+            attns.append(a)
+        return feats, attns
+
+    def _heads(self, feats, size):
+        prior_logits = self.prior_head(feats[-1])
+        quality_logits = self.quality_head(feats[-1])
+        density_logits = upsample_to(self.density_head(feats[self.cfg.density_level]), size)
+        return prior_logits, density_logits, quality_logits
+
+    @torch.no_grad()
+    def predict_signals(self, x: torch.Tensor) -> Signals:
+        """Only the encoder and heads (cheap): the learned provider of p, D and quality."""
+        H, W = x.shape[-2:]
+        xp = pad_to_multiple(x, self.cfg.stride)
+        feats, _ = self._encode(xp)
+        p, d, q = self._heads(feats, xp.shape[-2:])
+        return Signals(p, d[..., :H, :W], q)
+
+    # -- full forward ---------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
+                density: Optional[torch.Tensor] = None) -> RestorerOutput:
+        """x (B, 3, H, W) in [0, 1]; optional prior (B, K) and density (B, 1, H, W) in [0, 1]."""
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"restorer input must be (B, 3, H, W) RGB; got {tuple(x.shape)}")
+        B, _, H, W = x.shape
+        xp = pad_to_multiple(x, self.cfg.stride)
+        feats, attns = self._encode(xp)
+        prior_logits, density_logits, quality_logits = self._heads(feats, xp.shape[-2:])
+
+        p = torch.sigmoid(prior_logits) if prior is None else check_prior(prior.to(x), B)
+        if density is None:
+            d = torch.sigmoid(density_logits)
+        else:
+            d = check_density(density.to(x), B)
+            if d.shape[-2:] != (H, W):
+                raise ValueError(f"density map is {tuple(d.shape[-2:])} but the image is {(H, W)}; resize it first")
+            d = pad_to_multiple(d, self.cfg.stride)
+        tokens = self.weather_tokens(p)
+
+        skips, h = [], None
+        for i, blocks in enumerate(self.body):
+            h = feats[i] if i == 0 else feats[i] + self.body_down[i - 1](h)
+            for blk in blocks:
+                h = blk(h, d, tokens)
+            skips.append(h)
+        for up, blocks, skip in zip(self.up, self.decoder, reversed(skips[:-1])):
+            h = up(h) + skip
+            for blk in blocks:
+                h = blk(h, d, tokens)
+        y = (xp + self.out(h))[..., :H, :W]
+        return RestorerOutput(
+            image=y, prior=p, density=d[..., :H, :W],
+            pred_prior_logits=prior_logits, pred_density_logits=density_logits[..., :H, :W],
+            quality_logits=quality_logits, sar_attention=attns, sar_features=feats)

@@ -1,0 +1,30 @@
+"""Import the pack as `weather_restore`, as `weather.py` does, and keep tests on CPU and small."""
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+_spec = importlib.util.spec_from_file_location("_weather_launcher", ROOT / "weather.py")
+_launcher = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_launcher)
+_launcher.load_pack()
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+torch.set_num_threads(min(2, torch.get_num_threads()))
+
+
+@pytest.fixture
+def tiny_cfg():
+    from weather_restore.models import load_config
+    return load_config("tiny")
+
+
+@pytest.fixture
+def tiny_model(tiny_cfg):
+    from weather_restore.models import WeatherRestorer
+    torch.manual_seed(0)
+    return WeatherRestorer(tiny_cfg).eval()
