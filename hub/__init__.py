@@ -1,0 +1,1 @@
+"""Finding, verifying and (where online) downloading weight files; the manifest is the only table."""
