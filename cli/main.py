@@ -1,0 +1,24 @@
+"""`python weather.py <command>`: one argparse front for every command of the pack."""
+import argparse
+import importlib
+import logging
+
+# command name -> module in this package exposing add_parser(subparsers) and run(args)
+COMMANDS = {
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python weather.py",
+                                     description="CLIP-guided rain, snow and haze removal.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more detail")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for module_name in COMMANDS.values():
+        importlib.import_module(f".{module_name}", __package__).add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
+    return args.run(args) or 0
