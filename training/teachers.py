@@ -1,0 +1,95 @@
+"""Teachers for soft residual distillation (CLIP-SRD, TIP 2024, arXiv 2306.09008).
+
+Protocol: `targets(clean, weathered) -> (B, 1, h, w)` in [0, 1], a soft map of where the two
+images differ in the teacher's feature space; the SAR attention maps are pulled toward it.
+    none  no distillation
+    ema   the EMA copy of the restorer's own encoder (no CLIP needed): the channel mean of
+          |E(weathered) - E(clean)| per level, normalised per sample by its 98th percentile,
+          upsampled to the finest level and averaged over levels. `features(clean)` also gives
+          the encoder's features on the clean image for the optional feature term.
+    clip  real CLIP (models/clip.ClipSRDTeacher); imported only when chosen, because its
+          weights are not available everywhere.
+Unlike the paper, which distils from CLIP only, `ema` lets the method run where CLIP weights
+cannot be downloaded; its targets sharpen as the encoder learns.
+"""
+import logging
+from typing import List, Optional
+
+import torch
+import torch.nn.functional as F
+
+from ..models.restorer import WeatherRestorer, pad_to_multiple
+
+log = logging.getLogger(__name__)
+
+
+def _normalise(d: torch.Tensor, q: float = 0.98) -> torch.Tensor:
+    """(B, 1, h, w) >= 0 -> [0, 1], per sample divided by its q-quantile."""
+    flat = d.flatten(1).float()
+    scale = torch.quantile(flat, q, dim=1).clamp_min(1e-4)[:, None, None, None]
+    return (d / scale.to(d)).clamp(0, 1)
+
+
+class EMATeacher:
+    kind = "ema"
+
+    def __init__(self, model: WeatherRestorer):
+        self.model = model          # the EMA model, updated in place by training.ema.EMA
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor) -> List[torch.Tensor]:
+        feats, _ = self.model._encode(pad_to_multiple(x, self.model.cfg.stride))
+        return feats
+
+    @torch.no_grad()
+    def targets(self, clean: torch.Tensor, weathered: torch.Tensor) -> torch.Tensor:
+        B = clean.shape[0]
+        feats = self.features(torch.cat([clean, weathered]))
+        size = feats[0].shape[-2:]
+        maps = []
+        for f in feats:
+            d = (f[B:] - f[:B]).abs().mean(dim=1, keepdim=True)          # (B, 1, h_i, w_i)
+            d = _normalise(d)
+            if d.shape[-2:] != size:
+                d = F.interpolate(d, size=size, mode="bilinear", align_corners=False)
+            maps.append(d)
+        return torch.stack(maps).mean(0)                                  # (B, 1, h_0, w_0)
+
+
+class ClipTeacher:
+    kind = "clip"
+
+    def __init__(self, choice: str, device, mean=None, std=None):
+        try:
+            from ..hub.clip_loader import load_clip
+            from ..models.clip import ClipSRDTeacher
+        except ImportError as e:
+            raise ImportError(f"teacher.kind='clip' needs models/clip and hub/clip_loader ({e}); "
+                              f"use teacher.kind='ema' or 'none'") from e
+        loaded = load_clip(choice, device, torch.float32)
+        if isinstance(loaded, tuple):
+            self.teacher = ClipSRDTeacher(*loaded)
+        else:
+            self.teacher = ClipSRDTeacher(loaded, mean, std)
+
+    @torch.no_grad()
+    def targets(self, clean: torch.Tensor, weathered: torch.Tensor) -> torch.Tensor:
+        return self.teacher.targets(clean, weathered).clamp(0, 1)
+
+    def features(self, x):
+        return None
+
+
+def build_teacher(spec: dict, ema_model: Optional[WeatherRestorer], device):
+    kind = spec.get("kind", "ema")
+    if kind == "none":
+        return None
+    if kind == "ema":
+        if ema_model is None:
+            raise ValueError("teacher.kind='ema' needs the EMA model")
+        return EMATeacher(ema_model)
+    if kind == "clip":
+        if not spec.get("clip"):
+            raise ValueError("teacher.kind='clip' needs teacher.clip (a CLIP choice or a local weights file)")
+        return ClipTeacher(spec["clip"], device, spec.get("clip_mean"), spec.get("clip_std"))
+    raise ValueError(f"unknown teacher kind {kind!r}; use none, ema or clip")

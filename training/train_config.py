@@ -1,0 +1,130 @@
+"""Training hyper-parameters are data: one JSON per run recipe in `training/configs/`, loaded here.
+
+Nested sections (`loss`, `teacher`, `nlcl`, `eval`) are plain dicts merged over the defaults
+below, so a config only names what it changes. Relative paths (data roots, init weights, eval
+folder) are resolved against the pack root, so `../shared/data/train/clean` works from any cwd.
+"""
+import copy
+import dataclasses
+import json
+from pathlib import Path
+from typing import Optional
+
+PACK_ROOT = Path(__file__).resolve().parents[1]
+TRAIN_CONFIG_DIR = Path(__file__).parent / "configs"
+
+DEFAULT_LOSS = {
+    "pixel": 1.0,            # Charbonnier on RGB
+    "charbonnier_eps": 1e-3,
+    "freq": 0.05,            # L1 between 2-D FFTs (real and imaginary parts)
+    "ssim": 0.2,             # 1 - SSIM (Gaussian 11x11, sigma 1.5) on RGB
+    "prior": 0.1,            # BCE-with-logits, prior head vs the synthesizer's labels
+    "density": 0.1,          # BCE-with-logits, density head vs the synthesizer's density map
+    "quality": 0.05,         # cross-entropy over tiers low / medium / high
+    "quality_every": 1,      # run the extra clean / medium encoder passes every k steps
+    "quality_fraction": 0.5, # ... on this fraction of the batch
+    "medium_range": [0.25, 0.6],  # medium tier = clean + u * (weathered - clean), u in this range
+    "difficulty": 0.5,       # Perceive-IR difficulty-adaptive weighting strength (0 = off)
+    "difficulty_start": 500, # steps before the quality head is trusted to weight samples
+    "srd": 0.05,             # soft residual distillation: SAR attention vs the teacher's map
+    "srd_feature": 0.0,      # optional: student SAR features on weathered vs teacher encoder on clean
+    "gt_signal_prob": 0.5,   # probability to feed the synthesizer's labels (not the heads) as p and D
+}
+DEFAULT_TEACHER = {"kind": "ema", "clip": None, "clip_mean": None, "clip_std": None}
+DEFAULT_NLCL = {
+    "enabled": False,
+    "real_root": "../shared/data/train/real_rain",
+    "crop": 96,
+    "batch": 2,              # real rainy crops per step (mixed with the paired synthetic batch)
+    "weight": 0.1,           # weight of the non-local contrastive loss
+    "paired_weight": 1.0,    # weight of the paired synthetic loss, keeps synthetic scores up
+    "patch": 8,              # side of a patch (pixels)
+    "anchors": 16,           # anchor patches per image
+    "window": 32,            # search window (pixels) for self-similar positives
+    "positives": 2,          # most self-similar clean-layer patches per anchor
+    "negatives": 16,         # rain-layer patches per anchor
+    "temperature": 0.1,
+    "level": 0,              # SAR encoder level whose features embed the patches
+}
+DEFAULT_EVAL = {"folder": None, "every_steps": 0, "tile": 256, "max_images": 0}
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    name: str = "run"
+    model: str = "tiny"                   # restorer config name or path
+    init_weights: Optional[str] = None    # .safetensors or .pt to start from (NLCL fine-tuning)
+    data_roots: list = dataclasses.field(default_factory=lambda: ["../shared/data/train/clean"])
+    recipe_weights: Optional[dict] = None # recipe name -> weight, passed to the synthesizer
+    crop: int = 128
+    batch: int = 4
+    lr: float = 2e-4
+    min_lr_ratio: float = 0.05            # cosine decays to lr * this
+    weight_decay: float = 1e-4
+    betas: list = dataclasses.field(default_factory=lambda: [0.9, 0.99])
+    steps: int = 10000
+    warmup: int = 200
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    ema_warmup: bool = True               # decay ramps as min(decay, (1 + n) / (10 + n))
+    seed: int = 0
+    flips: bool = True                    # random horizontal / vertical flips (same on every field)
+    num_workers: int = 0
+    threads: int = 0                      # torch threads; 0 = all cores
+    ckpt_every_steps: int = 500
+    ckpt_every_minutes: float = 10.0
+    log_every: int = 10
+    loss: dict = dataclasses.field(default_factory=dict)
+    teacher: dict = dataclasses.field(default_factory=dict)
+    nlcl: dict = dataclasses.field(default_factory=dict)
+    eval: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        self.loss = {**DEFAULT_LOSS, **(self.loss or {})}
+        self.teacher = {**DEFAULT_TEACHER, **(self.teacher or {})}
+        self.nlcl = {**DEFAULT_NLCL, **(self.nlcl or {})}
+        self.eval = {**DEFAULT_EVAL, **(self.eval or {})}
+        for section, defaults in (("loss", DEFAULT_LOSS), ("teacher", DEFAULT_TEACHER),
+                                  ("nlcl", DEFAULT_NLCL), ("eval", DEFAULT_EVAL)):
+            unknown = sorted(set(getattr(self, section)) - set(defaults))
+            if unknown:
+                raise ValueError(f"train config '{self.name}': unknown keys {unknown} in '{section}'; "
+                                 f"known: {sorted(defaults)}")
+        if self.crop < 8 or self.batch < 1 or self.steps < 0:
+            raise ValueError(f"train config '{self.name}': need crop >= 8, batch >= 1, steps >= 0; got "
+                             f"crop={self.crop}, batch={self.batch}, steps={self.steps}")
+        if self.teacher["kind"] not in ("none", "ema", "clip"):
+            raise ValueError(f"train config '{self.name}': teacher.kind must be none, ema or clip; "
+                             f"got {self.teacher['kind']!r}")
+
+    def to_dict(self) -> dict:
+        return copy.deepcopy(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown train config keys {unknown}; known keys: {sorted(known)}")
+        return cls(**d)
+
+
+def resolve_path(p) -> Optional[Path]:
+    """A config path: absolute as is, relative to the pack root otherwise."""
+    if p is None:
+        return None
+    p = Path(p).expanduser()
+    return p if p.is_absolute() else (PACK_ROOT / p).resolve()
+
+
+def load_train_config(name_or_path) -> TrainConfig:
+    """Load `training/configs/<name>.json` or any JSON file path."""
+    path = Path(name_or_path)
+    if not path.suffix:
+        path = TRAIN_CONFIG_DIR / f"{name_or_path}.json"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in TRAIN_CONFIG_DIR.glob("*.json")))
+        raise FileNotFoundError(f"train config '{name_or_path}' not found; known: {known}, or give a JSON path")
+    d = json.loads(path.read_text())
+    d.setdefault("name", path.stem)
+    return TrainConfig.from_dict(d)

@@ -1,0 +1,331 @@
+"""The training loop: synthetic pairs -> restorer, with the losses of DESIGN.md "Training".
+
+One step:
+    weathered, clean, labels (p, D)  --(random flips, data order = f(seed, step))-->
+    out = restorer(weathered, p or None, D or None)        labels fed with prob gt_signal_prob
+    loss = sum_i w_i * (pixel + freq + ssim)_i / B          w: Perceive-IR difficulty weights
+         + prior BCE + density BCE + quality CE (tiers low / medium / high)
+         + SRD (SAR attention vs the teacher's map) [+ feature term]
+         [+ NLCL contrastive loss on real rainy crops, training/nlcl.py]
+    AdamW, warm-up + cosine, grad clipping, EMA; atomic checkpoints every k steps and m minutes.
+Runs on CPU or GPU, and under torchrun (DDP: gloo on CPU, nccl on CUDA; rank 0 writes).
+"""
+import contextlib
+import json
+import logging
+import math
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Optional
+
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from torch.utils.data import DataLoader
+
+from ..models import WeatherRestorer, load_config
+from ..models.restorer import pad_to_multiple
+from ..models.signals import quality_score
+from . import losses as L
+from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
+from .data import EpochView, StepBatchSampler, generator_for
+from .ema import EMA
+from .optim import build_optimizer, build_scheduler
+from .teachers import build_teacher
+from .train_config import TrainConfig, resolve_path
+
+log = logging.getLogger(__name__)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name != "auto":
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def encoder_signals(model: WeatherRestorer, x: torch.Tensor):
+    """Encoder + heads with gradients (predict_signals is no-grad): (prior, density, quality) logits."""
+    xp = pad_to_multiple(x, model.cfg.stride)
+    feats, _ = model._encode(xp)
+    return model._heads(feats, xp.shape[-2:])
+
+
+class TrainNet(nn.Module):
+    """Everything that needs gradients in one forward, so DDP sees a single call per step:
+    the restorer on the weathered batch, plus encoder + heads on extra images (quality tiers)."""
+
+    def __init__(self, restorer: WeatherRestorer):
+        super().__init__()
+        self.restorer = restorer
+
+    def forward(self, x, prior=None, density=None, extra: Optional[torch.Tensor] = None):
+        out = self.restorer(x, prior, density)
+        res = {k: getattr(out, k) for k in out.__dataclass_fields__}
+        res["extra_quality_logits"] = encoder_signals(self.restorer, extra)[2] if extra is not None else None
+        return res
+
+
+def build_dataset(cfg: TrainConfig):
+    from .synth import SyntheticWeatherDataset  # the synthesizer, training/synth/
+    roots = [str(resolve_path(r)) for r in cfg.data_roots]
+    kw = {}
+    if cfg.recipe_weights:
+        kw = {"recipes": list(cfg.recipe_weights), "recipe_weights": [float(w) for w in cfg.recipe_weights.values()]}
+    return SyntheticWeatherDataset(roots, crop=cfg.crop, seed=cfg.seed, **kw)
+
+
+def load_init_weights(model: WeatherRestorer, path) -> None:
+    """Start from a `.safetensors` export or a training checkpoint (its EMA weights)."""
+    from ..models.weights_io import load_restorer, load_state_strict
+    path = resolve_path(path)
+    if path.suffix == ".safetensors":
+        src = load_restorer(path)
+        if src.cfg != model.cfg:
+            raise ValueError(f"init weights {path} are config '{src.cfg.name}', the run uses '{model.cfg.name}'")
+        model.load_state_dict(src.state_dict(), strict=True)
+    else:
+        load_state_strict(model, load_checkpoint(path)["ema"]["model"], path)
+    log.info("initial weights from %s", path)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out_dir, device: str = "auto", dataset=None, real_dataset=None,
+                 show_progress: bool = True):
+        self.cfg, self.out = cfg, Path(out_dir)
+        self.world = int(os.environ.get("WORLD_SIZE", 1))
+        self.rank = int(os.environ.get("RANK", 0))
+        self.device = pick_device(device)
+        if self.world > 1 and not dist.is_initialized():
+            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
+        if self.device.type == "cuda":
+            torch.cuda.set_device(self.device)
+        self.is_main = self.rank == 0
+        self.show_progress = show_progress and self.is_main
+
+        torch.manual_seed(cfg.seed)
+        self.model = WeatherRestorer(load_config(cfg.model)).to(self.device)
+        if cfg.init_weights:
+            load_init_weights(self.model, cfg.init_weights)
+        self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
+        self.net = TrainNet(self.model)
+        if self.world > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids, find_unused_parameters=True)
+        self.opt = build_optimizer(self.model, cfg.lr, cfg.weight_decay, cfg.betas)
+        self.sched = build_scheduler(self.opt, cfg.steps, cfg.warmup, cfg.min_lr_ratio)
+        self.teacher = build_teacher(cfg.teacher, self.ema.model, self.device) if cfg.loss["srd"] or \
+            cfg.loss["srd_feature"] else None
+        self.dataset = EpochView(dataset if dataset is not None else build_dataset(cfg), cfg.seed, cfg.flips)
+        self.nlcl = None
+        if cfg.nlcl["enabled"]:
+            from .nlcl import NLCLStage
+            self.nlcl = NLCLStage(cfg.nlcl, cfg.seed, self.rank, self.world, real_dataset)
+        self.step, self.elapsed = 0, 0.0
+        self._stop = False
+
+    # -- checkpoints ----------------------------------------------------------------------
+    def state(self) -> dict:
+        return {"model": self.model.state_dict(), "ema": self.ema.state_dict(),
+                "optimizer": self.opt.state_dict(), "scheduler": self.sched.state_dict(),
+                "step": self.step, "elapsed": self.elapsed, "rng": rng_state(),
+                "config": self.cfg.to_dict(), "model_config": self.model.cfg.to_json(),
+                "data": {"seed": self.cfg.seed, "epoch_size": len(self.dataset), "world": self.world,
+                         "next_sample": self.step * self.cfg.batch * self.world}}
+
+    def save(self, name: str = "last.pt") -> Optional[Path]:
+        if not self.is_main:
+            return None
+        path = save_atomic(self.state(), self.out / name)
+        log.info("checkpoint %s (step %d)", path, self.step)
+        return path
+
+    def resume(self, path=None, steps: Optional[int] = None) -> None:
+        """Continue from a checkpoint (default <out>/last.pt). The schedule length is the
+        checkpoint's unless `steps` replaces it."""
+        path = Path(path) if path else self.out / "last.pt"
+        ck = load_checkpoint(path, map_location=self.device)
+        total = int(steps if steps is not None else ck["config"]["steps"])
+        if total != self.cfg.steps:
+            self.cfg.steps = total
+            self.sched = build_scheduler(self.opt, total, self.cfg.warmup, self.cfg.min_lr_ratio)
+        if ck.get("model_config") != self.model.cfg.to_json():
+            raise ValueError(f"{path} was trained with another model config; resume with its own train config")
+        if ck["data"].get("world", 1) != self.world:
+            log.warning("%s was written with %d processes, resuming with %d: the data order changes",
+                        path, ck["data"].get("world", 1), self.world)
+        self.model.load_state_dict(ck["model"], strict=True)
+        self.ema.load_state_dict(ck["ema"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.sched.load_state_dict(ck["scheduler"])
+        self.step, self.elapsed = int(ck["step"]), float(ck.get("elapsed", 0.0))
+        set_rng_state(ck["rng"])
+        self._truncate_curve()
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def _truncate_curve(self) -> None:
+        """Drop curve lines written after the checkpoint (they will be written again)."""
+        curve = self.out / "curve.jsonl"
+        if not (self.is_main and curve.is_file()):
+            return
+        keep = [ln for ln in curve.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= self.step]
+        tmp = curve.with_name("curve.jsonl.tmp")
+        tmp.write_text("".join(ln + "\n" for ln in keep))
+        os.replace(tmp, curve)
+
+    # -- one step -------------------------------------------------------------------------
+    def losses(self, batch: dict, step: int) -> dict:
+        cfg, w = self.cfg, self.cfg.loss
+        g = generator_for(cfg.seed, step, self.rank, 3)
+        weathered, clean = batch["weathered"], batch["clean"]
+        prior, density = batch["prior"].float(), batch["density"].float()
+        B = weathered.shape[0]
+        use_gt = bool(torch.rand(1, generator=g) < w["gt_signal_prob"])
+        extra, n = None, 0
+        if w["quality"] and step % max(1, int(w["quality_every"])) == 0:
+            n = max(1, int(math.ceil(B * w["quality_fraction"])))
+            medium = L.medium_tier(clean[:n], weathered[:n], w["medium_range"], g)
+            extra = torch.cat([clean[:n], medium])
+        out = self.net(weathered, prior if use_gt else None, density if use_gt else None, extra)
+        y = out["image"]
+
+        terms = L.image_losses(y, clean, w)                              # each (B,)
+        per_sample = sum(terms.values())
+        weights = torch.ones_like(per_sample)
+        if w["difficulty"] and step >= w["difficulty_start"]:
+            with torch.no_grad():
+                q = encoder_signals(self.model, y.detach().clamp(0, 1))[2]
+                weights = L.difficulty_weights(quality_score(q.float().softmax(-1)), w["difficulty"])
+        parts = {k: v.mean() for k, v in terms.items()}
+        parts["image"] = (weights * per_sample).mean()
+        if w["prior"]:
+            parts["prior"] = w["prior"] * L.prior_loss(out["pred_prior_logits"], prior)
+        if w["density"]:
+            parts["density"] = w["density"] * L.density_loss(out["pred_density_logits"], density)
+        if extra is not None:
+            logits = torch.cat([out["quality_logits"], out["extra_quality_logits"]])
+            tiers = torch.tensor([L.TIER_LOW] * B + [L.TIER_HIGH] * n + [L.TIER_MEDIUM] * n, device=y.device)
+            parts["quality"] = w["quality"] * L.quality_loss(logits, tiers)
+        if self.teacher is not None and w["srd"]:
+            target = self.teacher.targets(pad_to_multiple(clean, self.model.cfg.stride),
+                                          pad_to_multiple(weathered, self.model.cfg.stride))
+            parts["srd"] = w["srd"] * L.srd_loss(out["sar_attention"], target)
+        if self.teacher is not None and w["srd_feature"]:
+            tf = self.teacher.features(clean)
+            if tf is not None:
+                parts["srd_feature"] = w["srd_feature"] * L.feature_distill_loss(out["sar_features"], tf)
+        total = parts["image"] + sum(v for k, v in parts.items() if k not in terms and k != "image")
+        if self.nlcl is not None:
+            nl = self.nlcl.loss(self.net, self.model, step)
+            parts["nlcl"] = nl
+            total = self.cfg.nlcl["paired_weight"] * total + self.cfg.nlcl["weight"] * nl
+        parts["total"] = total
+        return parts
+
+    def train_step(self, batch: dict) -> dict:
+        self.net.train()
+        batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        parts = self.losses(batch, self.step)
+        self.opt.zero_grad(set_to_none=True)
+        parts["total"].backward()
+        gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip) \
+            if self.cfg.grad_clip > 0 else torch.tensor(0.0)
+        if not torch.isfinite(parts["total"]):
+            raise FloatingPointError(f"loss is {parts['total'].item()} at step {self.step}; lower the lr "
+                                     f"(now {self.sched.get_last_lr()[0]:.3g}) or resume from an earlier checkpoint")
+        self.opt.step()
+        self.sched.step()
+        self.ema.update(self.model)
+        self.step += 1
+        stats = {k: float(v.detach()) for k, v in parts.items()}
+        stats["grad_norm"] = float(gnorm)
+        return stats
+
+    # -- the loop -------------------------------------------------------------------------
+    def loader(self, end: int) -> DataLoader:
+        sampler = StepBatchSampler(len(self.dataset), self.cfg.batch, self.cfg.seed, self.step, end,
+                                   self.rank, self.world)
+        nw = int(self.cfg.num_workers)
+        return DataLoader(self.dataset, batch_sampler=sampler, num_workers=nw,
+                          pin_memory=self.device.type == "cuda", persistent_workers=False,
+                          prefetch_factor=2 if nw else None)
+
+    def _install_signal_handlers(self):
+        def handler(signum, frame):
+            log.warning("signal %d: saving a checkpoint and stopping after this step", signum)
+            self._stop = True
+        try:
+            return {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+        except ValueError:  # not the main thread
+            return {}
+
+    def fit(self, steps: Optional[int] = None) -> dict:
+        """Train until step `steps` (default cfg.steps); returns the last step's stats."""
+        from .runlog import CurveLog, progress
+        end = min(self.cfg.steps, steps) if steps is not None else self.cfg.steps
+        curve = CurveLog(self.out / "curve.jsonl") if self.is_main else None
+        old = self._install_signal_handlers()
+        last_ckpt_time, t_prev = time.time(), time.time()
+        acc, n_acc, stats = {}, 0, {}
+        bar = progress(self.step, end, self.show_progress)
+        try:
+            for batch in self.loader(end):
+                if self.step >= end or self._stop:
+                    break
+                stats = self.train_step(batch)
+                now = time.time()
+                self.elapsed += now - t_prev
+                t_prev = now
+                for k, v in stats.items():
+                    acc[k] = acc.get(k, 0.0) + v
+                n_acc += 1
+                bar.update(1)
+                bar.set_postfix(loss=f"{stats['total']:.4f}", lr=f"{self.sched.get_last_lr()[0]:.2e}")
+                if self.step % self.cfg.log_every == 0 or self.step == end:
+                    mean = {k: v / n_acc for k, v in acc.items()}
+                    log.info("step %d/%d %s", self.step, end, " ".join(f"{k}={v:.4g}" for k, v in mean.items()))
+                    if curve:
+                        curve.write(step=self.step, elapsed_s=round(self.elapsed, 2),
+                                    lr=self.sched.get_last_lr()[0], losses=mean)
+                    acc, n_acc = {}, 0
+                ev = self.cfg.eval
+                if ev["folder"] and ev["every_steps"] and self.step % ev["every_steps"] == 0 and curve:
+                    curve.write(step=self.step, elapsed_s=round(self.elapsed, 2), eval=self.evaluate())
+                if self.step % max(1, self.cfg.ckpt_every_steps) == 0 or \
+                        now - last_ckpt_time >= 60 * self.cfg.ckpt_every_minutes:
+                    self.save()
+                    last_ckpt_time = time.time()
+        finally:
+            bar.close()
+            for s, h in old.items():
+                signal.signal(s, h)
+        self.save()
+        return stats
+
+    def evaluate(self) -> dict:
+        """Score the EMA weights on the configured paired folder (evaluation/evaluate.py); a failure
+        is logged, not raised, so a long run never dies of its evaluation."""
+        ev = self.cfg.eval
+        try:
+            from ..evaluation.evaluate import evaluate_folder
+            res = evaluate_folder(self.ema.model, str(resolve_path(ev["folder"])), tile=ev["tile"],
+                                  limit=ev["max_images"] or None, name=f"step {self.step}", progress=False)
+        except Exception as e:  # noqa: BLE001
+            log.error("evaluation at step %d failed: %s", self.step, e)
+            return {"error": str(e)}
+        scores = {"folder": ev["folder"], "count": res["count"], "seconds": res["seconds"],
+                  "input": {k: res["rows"][0][k] for k in ("y_psnr", "y_ssim", "rgb_psnr")},
+                  "model": {k: res["rows"][-1][k] for k in ("y_psnr", "y_ssim", "rgb_psnr")}}
+        log.info("eval at step %d on %s: Y-PSNR %.2f dB, Y-SSIM %.4f (input %.2f / %.4f)", self.step,
+                 ev["folder"], scores["model"]["y_psnr"], scores["model"]["y_ssim"],
+                 scores["input"]["y_psnr"], scores["input"]["y_ssim"])
+        return scores
+
+    def close(self) -> None:
+        if self.world > 1 and dist.is_initialized():
+            dist.destroy_process_group()
