@@ -58,13 +58,21 @@ class GlobalScan(nn.Module):
         u, z = self.in_proj(x).chunk(2, dim=1)
         u = F.silu(self.local(u))
         params = self.ssm_params(u).split(self.heads + 2 * self.state, dim=1)
-        A = -torch.exp(self.A_log.float())
+        A = -torch.exp(self.A_log.float())                        # (directions, heads)
         y = u * self.skip[:, None, None]
-        for i, direction in enumerate(DIRECTIONS):
-            dt_raw, B, C = params[i].split([self.heads, self.state, self.state], dim=1)
-            seq_u = rearrange(to_sequences(u, direction), "r l (n p) -> r l n p", n=self.heads)
-            dt = F.softplus(to_sequences(dt_raw, direction).float() + self.dt_bias[i])
-            out = selective_scan(seq_u, dt, A[i], to_sequences(B, direction),
-                                 to_sequences(C, direction), self.chunk)
-            y = y + from_sequences(rearrange(out, "r l n p -> r l (n p)"), direction, b, h, w)
+        # one scan call per axis: the forward and backward directions are stacked along the batch
+        for pair in ((0, 1), (2, 3)):
+            dirs = [DIRECTIONS[i] for i in pair]
+            seq_u = torch.cat([to_sequences(u, d) for d in dirs])                  # (2R, l, C)
+            dt_raw, B, C = torch.cat([to_sequences(params[i], d) for i, d in zip(pair, dirs)]).split(
+                [self.heads, self.state, self.state], dim=-1)
+            rows = seq_u.shape[0] // 2
+            bias = torch.cat([self.dt_bias[i].expand(rows, -1) for i in pair])[:, None]   # (2R, 1, heads)
+            dt = F.softplus(dt_raw.float() + bias)
+            A_seq = torch.cat([A[i].expand(rows, -1) for i in pair])                   # (2R, heads)
+            out = selective_scan(rearrange(seq_u, "r l (n p) -> r l n p", n=self.heads), dt, A_seq, B, C,
+                                 self.chunk)
+            out = rearrange(out, "r l n p -> r l (n p)")
+            for d, part in zip(dirs, out.chunk(2)):
+                y = y + from_sequences(part, d, b, h, w)
         return self.out_proj(y * F.silu(z))

@@ -118,12 +118,13 @@ class WeatherRestorer(nn.Module):
 
         p = torch.sigmoid(prior_logits) if prior is None else check_prior(prior.to(x), B)
         if density is None:
-            d = torch.sigmoid(density_logits)
+            d = torch.sigmoid(density_logits[..., :H, :W])
         else:
             d = check_density(density.to(x), B)
             if d.shape[-2:] != (H, W):
                 raise ValueError(f"density map is {tuple(d.shape[-2:])} but the image is {(H, W)}; resize it first")
-            d = pad_to_multiple(d, self.cfg.stride)
+        # padded like the image, so a given map and the head's own map take the same path
+        d = pad_to_multiple(d, self.cfg.stride)
         tokens = self.weather_tokens(p)
 
         skips, h = [], None

@@ -4,24 +4,21 @@ Recurrence per sequence, head and channel (input-dependent step dt and projectio
     h_t = exp(dt_t * A) * h_{t-1} + dt_t * B_t * x_t        h: (N,)  state
     y_t = C_t . h_t
 `A` is one negative scalar per head (the Mamba-2 "SSD" form), which lets a chunk of L steps be
-computed at once as a masked (L x L) decay matrix; chunks are then linked by a short scan over
-chunk states. Cost is linear in the sequence length; no Python loop over positions.
-`selective_scan_reference` is the plain sequential loop that the tests compare against.
+computed at once as a masked (L x L) decay matrix; chunks are then linked by a scan over chunk
+states done as one small matrix product. Cost is linear in the sequence length; no Python loop
+over positions. `selective_scan_reference` is the plain sequential loop the tests compare against.
 """
 import torch
 import torch.nn.functional as F
 from einops import rearrange
 
 
-def _segment_sum(x: torch.Tensor) -> torch.Tensor:
-    """x: (..., T) -> (..., T, T) with out[..., i, j] = sum(x[..., j+1 : i+1]) for i >= j, else -inf."""
-    T = x.shape[-1]
-    x = x[..., None].expand(*x.shape, T)                         # (..., T, T): x[..., i] along dim -2
-    keep_strict = torch.ones(T, T, dtype=torch.bool, device=x.device).tril(-1)
-    x = x.masked_fill(~keep_strict, 0)
-    sums = torch.cumsum(x, dim=-2)
-    keep = torch.ones(T, T, dtype=torch.bool, device=x.device).tril(0)
-    return sums.masked_fill(~keep, float("-inf"))
+def _decay_matrix(a_cum: torch.Tensor) -> torch.Tensor:
+    """a_cum (..., T) cumulative log-decay -> (..., T, T) with exp(a_cum[i] - a_cum[j]) for i >= j, else 0."""
+    T = a_cum.shape[-1]
+    diff = a_cum[..., :, None] - a_cum[..., None, :]
+    upper = torch.ones(T, T, dtype=torch.bool, device=a_cum.device).triu(1)
+    return torch.exp(diff.masked_fill(upper, float("-inf")))
 
 
 def selective_scan(x, dt, A, B, C, chunk: int = 32):
@@ -29,7 +26,8 @@ def selective_scan(x, dt, A, B, C, chunk: int = 32):
 
     x:  (b, l, h, p)  inputs, h heads of p channels
     dt: (b, l, h)     positive step sizes
-    A:  (h,)          negative decay rates
+    A:  (h,) or (b, h) negative decay rates (per sequence when 2-D, so several scan directions can
+                      share one call)
     B, C: (b, l, n)   input / output projections of the n-dim state (shared by the heads)
     returns y: (b, l, h, p), in the dtype of x; computed in float32 for stability.
     """
@@ -42,36 +40,39 @@ def selective_scan(x, dt, A, B, C, chunk: int = 32):
         dt = F.pad(dt, (0, 0, 0, pad))
         B = F.pad(B, (0, 0, 0, pad))
         C = F.pad(C, (0, 0, 0, pad))
-    xd = x * dt[..., None]                                        # input scaled by its step
-    a = rearrange(dt * A, "b (c l) h -> b h c l", l=chunk)        # log-decay per step
-    xd = rearrange(xd, "b (c l) h p -> b c l h p", l=chunk)
-    B = rearrange(B, "b (c l) n -> b c l n", l=chunk)
-    C = rearrange(C, "b (c l) n -> b c l n", l=chunk)
-    a_cum = torch.cumsum(a, dim=-1)                               # (b, h, c, l)
+    a = dt * (A if A.ndim == 1 else A[:, None, :])               # (b, L, h) log-decay per step
+    a_cum = torch.cumsum(rearrange(a, "b (c l) h -> b h c l", l=chunk), dim=-1)   # (b, h, c, l)
+    xd = rearrange(x * dt[..., None], "b (c l) h p -> b h c l p", l=chunk)       # input x step
+    B = rearrange(B, "b (c l) n -> b 1 c l n", l=chunk)
+    C = rearrange(C, "b (c l) n -> b 1 c l n", l=chunk)
 
-    # 1. within each chunk: y_i = sum_{j<=i} C_i.B_j exp(a_{j+1..i}) xd_j
-    decay = torch.exp(_segment_sum(a))                            # (b, h, c, l, l)
-    scores = torch.einsum("bcin,bcjn->bcij", C, B)                # (b, c, l, l)
-    y_in = torch.einsum("bcij,bhcij,bcjhp->bcihp", scores, decay, xd)
+    # 1. within each chunk: y_i = sum_{j<=i} (C_i . B_j) exp(a_cum_i - a_cum_j) xd_j
+    weights = (C @ B.transpose(-1, -2)) * _decay_matrix(a_cum)    # (b, h, c, l, l)
+    y = weights @ xd                                              # (b, h, c, l, p)
 
-    # 2. state each chunk ends with, from its own inputs only
-    to_end = torch.exp(a_cum[..., -1:] - a_cum)                   # (b, h, c, l)
-    states = torch.einsum("bcjn,bhcj,bcjhp->bchpn", B, to_end, xd)
+    # 2. state each chunk ends with, from its own inputs only: (b, h, c, n, p)
+    to_end = torch.exp(a_cum[..., -1:] - a_cum)[..., None]        # (b, h, c, l, 1)
+    states = B.transpose(-1, -2) @ (xd * to_end)
 
-    # 3. carry states across chunks: a scan over (#chunks), done as one masked matrix product
-    chunk_decay = torch.exp(_segment_sum(F.pad(a_cum[..., -1], (1, 0))))   # (b, h, c+1, c+1)
-    states = torch.cat([torch.zeros_like(states[:, :1]), states], dim=1)   # (b, c+1, h, p, n)
-    carried = torch.einsum("bhzc,bchpn->bzhpn", chunk_decay, states)[:, :-1]  # state entering chunk
+    # 3. state entering chunk c = sum over earlier chunks j of their end state, decayed from the
+    #    end of j to the start of c: a scan over chunks done as one masked (c x c) matrix
+    ending = torch.cumsum(a_cum[..., -1], dim=-1)                  # (b, h, c) log-decay to chunk end
+    entering = F.pad(ending, (1, 0))[..., :-1]                    # ... to chunk start
+    n_chunks = ending.shape[-1]
+    not_before = torch.ones(n_chunks, n_chunks, dtype=torch.bool, device=x.device).triu(0)
+    carry = torch.exp((entering[..., :, None] - ending[..., None, :]).masked_fill(not_before, float("-inf")))
+    carried = torch.einsum("bhcj,bhjnp->bhcnp", carry, states)
 
-    # 4. contribution of the carried state inside each chunk
-    y_carry = torch.einsum("bcin,bchpn,bhci->bcihp", C, carried, torch.exp(a_cum))
-    y = rearrange(y_in + y_carry, "b c l h p -> b (c l) h p")[:, :length]
+    # 4. the carried state, decayed to each position and read out by C
+    y = y + (C @ carried) * torch.exp(a_cum)[..., None]
+    y = rearrange(y, "b h c l p -> b (c l) h p")[:, :length]
     return y.to(out_dtype)
 
 
 def selective_scan_reference(x, dt, A, B, C):
     """Sequential loop over positions; the ground truth for tests. Same shapes as `selective_scan`."""
     b, length, h, p = x.shape
+    A = A if A.ndim == 2 else A.expand(b, h)
     state = x.new_zeros(b, h, p, B.shape[-1])
     ys = []
     for t in range(length):

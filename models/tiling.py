@@ -1,0 +1,171 @@
+"""Tiled inference: restore images of any size one tile at a time, blended with feathered weights.
+
+    signals   prior p and density D once for the whole image (caller-given ones win); the learned
+              heads run on a copy whose longest side is about `tile`, D is upsampled back
+    tiles     plan_tiles(H, W, tile, overlap): overlapping windows that cover every pixel, starts
+              aligned to the network stride where possible (same window grid as the whole image)
+    blend     out = sum_t w_t * model(x_t, p, D_t) / sum_t w_t, w_t a raised-cosine ramp over the
+              `overlap` pixels of each side that meets another tile (1 inside, never 0)
+
+Every tile sees the same global prior and its own crop of the global density, so tiles agree with
+each other and with whole-image inference (tests/test_tiling.py). Only one tile of one batch item
+is in the network at a time. Pure PyTorch: ComfyUI plugs in through `on_tile` and `should_stop`.
+"""
+import math
+from typing import Callable, List, Optional, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from .signals import check_density, check_prior
+
+Tile = Tuple[int, int, int, int]                # (y0, y1, x0, x1), end-exclusive
+
+
+def _axis_spans(size: int, tile: int, overlap: int, align: int) -> List[Tuple[int, int]]:
+    """Spans [s, e) of at most `tile` pixels covering [0, size), neighbours overlapping >= `overlap`;
+    starts are multiples of `align` where possible."""
+    if size <= tile:
+        return [(0, size)]
+    if tile - overlap < align:                  # alignment would leave gaps: give it up
+        align = 1
+    step = (tile - overlap) // align * align    # 1 <= step <= tile - overlap
+    starts = list(range(0, size - tile, step))  # every start with start + tile < size
+    last = -(-(size - tile) // align) * align   # aligned start whose tile reaches the end
+    if last > starts[-1] + tile - overlap:      # too little overlap with its neighbour: unalign it
+        last = size - tile
+    starts.append(last)
+    return [(s, min(s + tile, size)) for s in starts]
+
+
+def plan_tiles(H: int, W: int, tile: int, overlap: int, align: int = 1) -> List[Tile]:
+    """Tiles (y0, y1, x0, x1) of at most tile x tile pixels, row-major, covering every pixel of H x W.
+
+    Neighbouring tiles overlap by at least `overlap` pixels (the last one of a row/column may overlap
+    more). Starts are multiples of `align` (the network stride, so tiles share the whole image's
+    window grid) except the last one of a row/column where that would cost overlap.
+    """
+    if H < 1 or W < 1:
+        raise ValueError(f"image size must be at least 1 x 1 pixels; got H={H}, W={W}")
+    if tile < 1 or not 0 <= overlap < tile:
+        raise ValueError(f"need tile >= 1 and 0 <= overlap < tile; got tile={tile}, overlap={overlap}")
+    if align < 1:
+        raise ValueError(f"align must be >= 1; got {align}")
+    return [(y0, y1, x0, x1)
+            for y0, y1 in _axis_spans(H, tile, overlap, align)
+            for x0, x1 in _axis_spans(W, tile, overlap, align)]
+
+
+def _ramp(n: int, start: int, end: int, size: int, overlap: int) -> torch.Tensor:
+    """1-D feather weights (n,) for a span [start, end) of an axis of `size` pixels: a raised cosine
+    rising over the first / last `overlap` pixels on each side that meets another tile, else 1."""
+    w = torch.ones(n, dtype=torch.float32)
+    r = min(overlap, n // 2)
+    if r > 0:
+        rise = 0.5 - 0.5 * torch.cos(math.pi * (torch.arange(r, dtype=torch.float32) + 0.5) / r)  # in (0, 1)
+        if start > 0:
+            w[:r] = rise
+        if end < size:
+            w[n - r:] = torch.minimum(w[n - r:], rise.flip(0))
+    return w
+
+
+def _model_place(model: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
+    p = next(model.parameters())
+    return p.device, p.dtype
+
+
+@torch.no_grad()
+def global_signals(model, x: torch.Tensor, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Learned prior (B, K) and density (B, 1, H, W) in [0, 1] of x (B, 3, H, W), from a copy whose
+    longest side is at most `size` (the heads look at the whole scene at a cost of one tile)."""
+    H, W = x.shape[-2:]
+    device, dtype = _model_place(model)
+    priors, densities = [], []
+    for i in range(x.shape[0]):                 # one item at a time: one tile's worth of activations
+        xi = x[i:i + 1].to(device=device, dtype=dtype)
+        scale = size / max(H, W)
+        if scale < 1:
+            small = (max(1, round(H * scale)), max(1, round(W * scale)))
+            xi = F.interpolate(xi, size=small, mode="bilinear", align_corners=False, antialias=True)
+        sig = model.predict_signals(xi)
+        priors.append(torch.sigmoid(sig.prior_logits.float()).to(x.device))
+        d = F.interpolate(sig.density_logits.float(), size=(H, W), mode="bilinear", align_corners=False)
+        densities.append(torch.sigmoid(d).to(x.device))   # (1, 1, H, W)
+    return torch.cat(priors), torch.cat(densities)
+
+
+@torch.no_grad()
+def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
+                  density: Optional[torch.Tensor] = None, tile: int = 512, overlap: int = 64,
+                  on_tile: Optional[Callable[[int, int], None]] = None,
+                  should_stop: Optional[Callable[[], bool]] = None) -> torch.Tensor:
+    """Restore x (B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1], same dtype and device as x.
+
+    prior (B or 1, K) and density (B or 1, 1, H, W) in [0, 1] are optional; when the image fits in
+    one tile the model runs once per item and predicts missing signals itself, otherwise missing
+    signals come from `global_signals` and every tile gets the global prior and its density crop.
+    The network runs on its own device and dtype; x may stay on another one (e.g. offloaded).
+    `on_tile(done, total)` is called after each tile (total counts all batch items);
+    `should_stop()` returning True stops the work with InterruptedError.
+    """
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"restore_image needs x of shape (B, 3, H, W); got {tuple(x.shape)}")
+    B, _, H, W = x.shape
+    if B == 0 or H == 0 or W == 0:
+        raise ValueError(f"restore_image got an empty image batch of shape {tuple(x.shape)}")
+    stride = getattr(getattr(model, "cfg", None), "stride", 1)
+    tiles = plan_tiles(H, W, tile, overlap, align=stride)
+    if prior is not None:
+        prior = check_prior(prior.to(x.device), B)
+    if density is not None:
+        density = check_density(density.to(x.device), B)
+        if density.shape[-2:] != (H, W):
+            raise ValueError(f"density map is {tuple(density.shape[-2:])} but the image is {(H, W)}; "
+                             f"resize the density (mask) to the image size first")
+    if len(tiles) > 1 and (prior is None or density is None):
+        p, d = global_signals(model, x, tile)
+        prior = p if prior is None else prior
+        density = d if density is None else density
+
+    device, dtype = _model_place(model)
+    total, done = B * len(tiles), 0
+    out = torch.empty_like(x)
+
+    def step():
+        nonlocal done
+        done += 1
+        if on_tile is not None:
+            on_tile(done, total)
+
+    def check_stop():
+        if should_stop is not None and should_stop():
+            raise InterruptedError(f"restore_image stopped after {done} of {total} tiles")
+
+    def run(i: int, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        """The model on item i's crop -> (1, 3, h, w) float32 on x's device, not clamped."""
+        crop = x[i:i + 1, :, y0:y1, x0:x1].to(device=device, dtype=dtype)
+        p = None if prior is None else prior[i:i + 1].to(device=device, dtype=dtype)
+        d = None if density is None else density[i:i + 1, :, y0:y1, x0:x1].to(device=device, dtype=dtype)
+        return model(crop, prior=p, density=d).image.float().to(x.device)
+
+    if len(tiles) == 1:
+        for i in range(B):
+            check_stop()
+            out[i:i + 1] = run(i, 0, H, 0, W).clamp(0, 1).to(x.dtype)
+            step()
+        return out
+
+    weights = [(_ramp(y1 - y0, y0, y1, H, overlap)[:, None] * _ramp(x1 - x0, x0, x1, W, overlap)[None, :]
+                ).to(x.device) for y0, y1, x0, x1 in tiles]                      # (h, w) each
+    norm = torch.zeros(H, W, dtype=torch.float32, device=x.device)
+    for (y0, y1, x0, x1), w in zip(tiles, weights):
+        norm[y0:y1, x0:x1] += w
+    for i in range(B):
+        acc = torch.zeros(3, H, W, dtype=torch.float32, device=x.device)
+        for (y0, y1, x0, x1), w in zip(tiles, weights):
+            check_stop()
+            acc[:, y0:y1, x0:x1] += run(i, y0, y1, x0, x1)[0] * w              # (3, h, w)
+            step()
+        out[i] = (acc / norm).clamp(0, 1).to(x.dtype)
+    return out
