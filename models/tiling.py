@@ -107,13 +107,17 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
     signals come from `global_signals` and every tile gets the global prior and its density crop.
     The network runs on its own device and dtype; x may stay on another one (e.g. offloaded).
     `on_tile(done, total)` is called after each tile (total counts all batch items);
-    `should_stop()` returning True stops the work with InterruptedError.
+    `should_stop()` returning True stops the work with InterruptedError. An overlap above half the
+    tile is reduced to half the tile.
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"restore_image needs x of shape (B, 3, H, W); got {tuple(x.shape)}")
     B, _, H, W = x.shape
     if B == 0 or H == 0 or W == 0:
         raise ValueError(f"restore_image got an empty image batch of shape {tuple(x.shape)}")
+    if tile < 2 or overlap < 0:
+        raise ValueError(f"restore_image needs tile >= 2 and overlap >= 0; got tile={tile}, overlap={overlap}")
+    overlap = min(overlap, tile // 2)           # e.g. a tile halved after out-of-memory keeps working
     stride = getattr(getattr(model, "cfg", None), "stride", 1)
     tiles = plan_tiles(H, W, tile, overlap, align=stride)
     if prior is not None:

@@ -1,0 +1,156 @@
+"""Paired-folder evaluation: layouts, errors, the model row, the CLI, and the published Rain100L row."""
+import json
+import math
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from weather_restore.cli.main import main
+from weather_restore.evaluation import evaluate_folder, markdown_table, score_pair
+from weather_restore.evaluation.pairs import find_layout, match_pairs
+from weather_restore.models.weights_io import WeightsError, save_restorer
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"   # as conftest.SHARED_DATA
+RAIN100L = SHARED_DATA / "eval" / "rain100L"
+HSTS = SHARED_DATA / "eval" / "hsts"
+
+
+def _write_pairs(root, inp="input", tgt="target", names=("1.png", "2.png", "10.png"), size=(24, 20), seed=0):
+    """Random clean targets and noisy inputs; returns {name: (input, target)} uint8 arrays."""
+    rng = np.random.default_rng(seed)
+    (root / inp).mkdir(parents=True)
+    (root / tgt).mkdir(parents=True)
+    out = {}
+    for name in names:
+        clean = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+        noisy = np.clip(clean.astype(int) + rng.integers(-30, 31, size=clean.shape), 0, 255).astype(np.uint8)
+        Image.fromarray(noisy).save(root / inp / name)
+        Image.fromarray(clean).save(root / tgt / name)
+        out[name] = (noisy, clean)
+    return out
+
+
+class Passthrough(torch.nn.Module):
+    """Returns its input: the model row must equal the input row exactly (lossless uint8 round trip)."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+
+    def forward(self, x, prior=None, density=None):
+        return SimpleNamespace(image=x * self.w)
+
+
+def test_input_row_and_per_image_scores(tmp_path):
+    pairs = _write_pairs(tmp_path)
+    result = evaluate_folder(None, tmp_path, progress=False)
+    assert result["count"] == 3 and len(result["rows"]) == 1
+    assert [im["file"] for im in result["images"]] == ["1.png", "2.png", "10.png"]   # natural order
+    expected = [score_pair(*pairs[n]) for n in ("1.png", "2.png", "10.png")]
+    row = result["rows"][0]
+    assert row["name"] == "input vs target" and row["count"] == 3
+    for k in ("y_psnr", "y_ssim", "rgb_psnr"):
+        assert row[k] == pytest.approx(np.mean([e[k] for e in expected]))
+    assert 15 < row["rgb_psnr"] < 30 and 0 < row["y_ssim"] < 1
+    assert evaluate_folder(None, tmp_path, limit=2, progress=False)["count"] == 2
+
+
+def test_model_row_passthrough_equals_input_row(tmp_path):
+    _write_pairs(tmp_path, "hazy", "gt", names=("0586.jpg", "1352.jpg"))
+    model = Passthrough().train()
+    result = evaluate_folder(model, tmp_path, name="pass", progress=False)
+    inp, mod = result["rows"]
+    assert result["input_dir"].endswith("hazy") and mod["name"] == "pass"
+    for k in ("y_psnr", "y_ssim", "rgb_psnr"):
+        assert mod[k] == inp[k]
+    assert model.training                                           # mode restored
+
+
+def test_tiny_model_row(tmp_path, tiny_model):
+    _write_pairs(tmp_path, names=("a.png",), size=(40, 33))
+    result = evaluate_folder(tiny_model, tmp_path, tile=32, overlap=8, progress=False)
+    row = result["rows"][1]
+    assert row["count"] == 1 and all(math.isfinite(row[k]) for k in ("y_psnr", "y_ssim", "rgb_psnr"))
+    assert row["y_psnr"] != result["rows"][0]["y_psnr"]
+    assert "| model |" in markdown_table(result) and "| input vs target |" in markdown_table(result)
+
+
+def test_layout_errors_name_the_problem(tmp_path):
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(ValueError, match="--input-dir"):
+        find_layout(tmp_path)
+    with pytest.raises(FileNotFoundError):
+        find_layout(tmp_path / "missing")
+    _write_pairs(tmp_path / "a", names=("1.png", "2.png"))
+    (tmp_path / "a" / "target" / "2.png").rename(tmp_path / "a" / "target" / "3.png")
+    with pytest.raises(ValueError, match=r"do not match.*\['2.png'\].*\['3'\]"):
+        match_pairs(*find_layout(tmp_path / "a"))
+    (tmp_path / "e" / "input").mkdir(parents=True)
+    (tmp_path / "e" / "target").mkdir()
+    with pytest.raises(ValueError, match="no images"):
+        evaluate_folder(None, tmp_path / "e", progress=False)
+
+
+def test_generic_dirs_stem_matching_and_size_mismatch(tmp_path):
+    pairs = _write_pairs(tmp_path, "rainy_imgs", "clean_imgs", names=("x1.png", "x2.png"))
+    for name in pairs:                                               # targets as .bmp: pair by stem
+        p = tmp_path / "clean_imgs" / name
+        Image.open(p).save(p.with_suffix(".bmp"))
+        p.unlink()
+    result = evaluate_folder(None, tmp_path, input_dir="rainy_imgs", target_dir="clean_imgs", progress=False)
+    assert result["count"] == 2
+    Image.fromarray(np.zeros((5, 5, 3), np.uint8)).save(tmp_path / "clean_imgs" / "x2.bmp")
+    with pytest.raises(ValueError, match="x2.png.*differ in size"):
+        evaluate_folder(None, None, input_dir=tmp_path / "rainy_imgs", target_dir=tmp_path / "clean_imgs",
+                        progress=False)
+
+
+def test_cli_writes_table_and_json(tmp_path, tiny_model, capsys):
+    _write_pairs(tmp_path / "data", names=("1.png", "2.png"), size=(30, 26))
+    weights = save_restorer(tiny_model, tmp_path / "tiny_test.safetensors")
+    out = tmp_path / "res.json"
+    assert main(["evaluate", "--weights", str(weights), "--data", str(tmp_path / "data"), "--out", str(out),
+                 "--tile", "32", "--overlap", "8", "--device", "cpu", "--limit", "1"]) == 0
+    printed = capsys.readouterr().out
+    assert "| input vs target |" in printed and "| tiny_test |" in printed
+    result = json.loads(out.read_text())
+    assert [r["name"] for r in result["rows"]] == ["input vs target", "tiny_test"]
+    assert result["count"] == 1 and result["manifest_id"] is None and len(result["sha256"]) == 64
+    assert main(["evaluate", "--weights", "none", "--data", str(tmp_path / "data")]) == 0
+    assert "tiny_test" not in capsys.readouterr().out
+
+
+def test_cli_verifies_against_manifest(tmp_path, tiny_model, monkeypatch):
+    import weather_restore.cli.evaluate as cli_eval
+    weights = save_restorer(tiny_model, tmp_path / "w.safetensors")
+    size = weights.stat().st_size
+    monkeypatch.setattr(cli_eval, "find_entry_by_sha256", lambda digest: {"id": "tiny-v1", "sha256": digest,
+                                                                          "bytes": size})
+    assert cli_eval.check_against_manifest(weights)["manifest_id"] == "tiny-v1"
+    monkeypatch.setattr(cli_eval, "find_entry_by_sha256", lambda digest: None)
+    monkeypatch.setattr(cli_eval, "entries", lambda: [{"id": "tiny-v1", "path": "weights/w.safetensors",
+                                                       "sha256": "0" * 64, "bytes": size}])
+    with pytest.raises(WeightsError, match="tiny-v1"):               # same file name, other content
+        cli_eval.check_against_manifest(weights)
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not RAIN100L.is_dir(), reason=f"{RAIN100L} not present")
+def test_rain100l_input_row_matches_published_numbers():
+    row = evaluate_folder(None, RAIN100L, progress=False)["rows"][0]
+    assert row["count"] == 100
+    assert round(row["y_psnr"], 2) == 26.90                         # as published for Rain100L
+    assert round(row["y_ssim"], 3) == 0.838
+    assert round(row["rgb_psnr"], 2) == 25.52
+
+
+@pytest.mark.data
+@pytest.mark.skipif(not HSTS.is_dir(), reason=f"{HSTS} not present")
+def test_hsts_layout_and_psnr():
+    result = evaluate_folder(None, HSTS, progress=False)
+    assert result["input_dir"].endswith("hazy") and result["target_dir"].endswith("gt")
+    assert result["count"] == 10 and round(result["rows"][0]["y_psnr"], 2) == 16.40
