@@ -1,6 +1,6 @@
 """`python weather.py evaluate`: score weights on a paired folder, beside the input-vs-target row.
 
-    python weather.py evaluate --weights FILE.safetensors --data ../shared/data/eval/rain100L \
+    python weather.py evaluate --weights FILE.safetensors --data ../shared/data/eval/rain100L
         [--out results.json] [--tile 512 --overlap 64] [--device auto] [--limit N]
     python weather.py evaluate --weights none --data ../shared/data/eval/hsts     (input row only)
 """
@@ -12,7 +12,7 @@ import torch
 
 from ..evaluation import evaluate_folder, markdown_table, write_json
 from ..hub.manifest import MANIFEST_PATH, entries, find_entry_by_sha256, sha256_file, verify_file
-from ..models.weights_io import load_restorer
+from ..models.weights_io import WeightsError, load_restorer
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +34,8 @@ def check_against_manifest(path: Path) -> dict:
     Returns {"sha256", "manifest_id"} (id None when the file is not in the manifest); raises
     WeightsError when an entry with this file name exists but the file differs from it.
     """
+    if not path.is_file():
+        raise WeightsError(f"weights file not found: {path}; give a .safetensors file, or --weights none")
     digest = sha256_file(path)
     entry = find_entry_by_sha256(digest)
     if entry is None:
@@ -64,6 +66,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    try:
+        return _run(args)
+    except (FileNotFoundError, ValueError, WeightsError) as e:      # messages name the input and the fix
+        raise SystemExit(f"evaluate: {e}") from e
+
+
+def _run(args) -> int:
     if args.data is None and (args.input_dir is None or args.target_dir is None):
         raise SystemExit("evaluate: give --data FOLDER, or both --input-dir and --target-dir")
     model, name, info = None, None, {}

@@ -122,6 +122,10 @@ def test_cli_writes_table_and_json(tmp_path, tiny_model, capsys):
     assert result["count"] == 1 and result["manifest_id"] is None and len(result["sha256"]) == 64
     assert main(["evaluate", "--weights", "none", "--data", str(tmp_path / "data")]) == 0
     assert "tiny_test" not in capsys.readouterr().out
+    with pytest.raises(SystemExit, match="weights file not found.*missing.safetensors"):
+        main(["evaluate", "--weights", str(tmp_path / "missing.safetensors"), "--data", str(tmp_path / "data")])
+    with pytest.raises(SystemExit, match="no known paired layout"):
+        main(["evaluate", "--weights", "none", "--data", str(tmp_path)])
 
 
 def test_cli_verifies_against_manifest(tmp_path, tiny_model, monkeypatch):
