@@ -1,0 +1,105 @@
+"""Trainer: overfits a fixed batch; a run killed at any moment resumes to the same parameters."""
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from weather_restore.training import checkpoint as ckpt_mod
+from weather_restore.training.checkpoint import load_checkpoint
+from weather_restore.training.trainer import Trainer
+
+_spec = importlib.util.spec_from_file_location("_train_helpers", Path(__file__).with_name("train_helpers.py"))
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
+FakeWeather, tiny_train_config = _helpers.FakeWeather, _helpers.tiny_train_config
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """The tiny model is too small to gain from threads; on a busy machine they only spin."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _params(trainer):
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def test_overfits_a_fixed_batch(tmp_path):
+    cfg = tiny_train_config(steps=24, batch=2, flips=False, lr=3e-3, warmup=2, ckpt_every_steps=1000,
+                            loss={"difficulty_start": 0, "gt_signal_prob": 1.0})
+    tr = Trainer(cfg, tmp_path, dataset=FakeWeather(n=2), show_progress=False)
+    tr.fit()
+    curve = [json.loads(ln) for ln in (tmp_path / "curve.jsonl").read_text().splitlines()]
+    first, last = curve[0]["losses"], curve[-1]["losses"]
+    assert last["pixel"] < 0.5 * first["pixel"], (first, last)
+    assert last["total"] < 0.6 * first["total"], (first, last)
+    assert [r["step"] for r in curve] == list(range(1, 25))
+    assert (tmp_path / "last.pt").is_file() and load_checkpoint(tmp_path / "last.pt")["step"] == 24
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch):
+    cfg = tiny_train_config(steps=6)
+    straight = Trainer(cfg, tmp_path / "a", dataset=FakeWeather(), show_progress=False)
+    straight.fit()
+
+    killed = Trainer(tiny_train_config(steps=6), tmp_path / "b", dataset=FakeWeather(), show_progress=False)
+    killed.fit(3)                     # checkpoints at step 2, and at 3 when fit returns
+    good = (tmp_path / "b" / "last.pt").read_bytes()
+
+    def dies_while_writing(obj, f):   # the process is killed half-way through the next checkpoint
+        f.write(b"PK\x03\x04 half a checkpoint")
+        raise KeyboardInterrupt("killed")
+    monkeypatch.setattr(ckpt_mod.torch, "save", dies_while_writing)
+    with pytest.raises(KeyboardInterrupt):
+        killed.fit(4)
+    monkeypatch.undo()
+    assert (tmp_path / "b" / "last.pt").read_bytes() == good       # the old checkpoint is intact
+    assert (tmp_path / "b" / "last.pt.tmp").is_file()               # the torn write went to the temp file
+
+    resumed = Trainer(tiny_train_config(steps=6), tmp_path / "b", dataset=FakeWeather(), show_progress=False)
+    resumed.resume()
+    assert resumed.step == 3
+    resumed.fit()
+    a, b = _params(straight), _params(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed parameters differ from the uninterrupted run"
+    ema_a, ema_b = straight.ema.model.state_dict(), resumed.ema.model.state_dict()
+    assert all(torch.equal(ema_a[k], ema_b[k]) for k in ema_a)
+    steps = [json.loads(ln)["step"] for ln in (tmp_path / "b" / "curve.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))                                # no duplicated curve lines
+
+
+def test_unreadable_or_foreign_checkpoint_is_refused(tmp_path):
+    (tmp_path / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(RuntimeError, match="unreadable"):
+        load_checkpoint(tmp_path / "last.pt")
+    torch.save({"model": {}}, tmp_path / "other.pt")
+    with pytest.raises(RuntimeError, match="missing"):
+        load_checkpoint(tmp_path / "other.pt")
+    with pytest.raises(FileNotFoundError, match="without --resume"):
+        load_checkpoint(tmp_path / "absent.pt")
+
+
+def test_step_losses_use_the_labels_and_quality_tiers(tmp_path):
+    """One step's parts: the quality term is the cross-entropy of (weathered -> low, clean -> high,
+    partly restored -> medium); the heads and SAR attention all receive gradients."""
+    cfg = tiny_train_config(loss={"difficulty_start": 0, "quality": 1.0, "quality_fraction": 1.0,
+                                  "gt_signal_prob": 0.0, "medium_range": [0.4, 0.4]})
+    tr = Trainer(cfg, tmp_path, dataset=FakeWeather(n=2), show_progress=False)
+    items = [FakeWeather(n=2)[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("weathered", "clean", "prior", "density")}
+    parts = tr.losses(batch, step=0)
+    assert {"pixel", "freq", "ssim", "image", "prior", "density", "quality", "srd", "total"} <= set(parts)
+    w, c = batch["weathered"], batch["clean"]
+    with torch.no_grad():
+        q = torch.cat([tr.model.predict_signals(x).quality_logits for x in (w, c, c + 0.4 * (w - c))])
+    expected = torch.nn.functional.cross_entropy(q, torch.tensor([0, 0, 2, 2, 1, 1]))
+    assert parts["quality"].item() == pytest.approx(expected.item(), rel=1e-4)
+    parts["total"].backward()
+    for name in ("quality_head", "prior_head", "density_head", "sar"):
+        grads = [p.grad for n, p in tr.model.named_parameters() if n.startswith(name)]
+        assert grads and all(g is not None and g.abs().sum() > 0 for g in grads), name
