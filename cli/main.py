@@ -5,6 +5,8 @@ import logging
 
 # command name -> module in this package exposing add_parser(subparsers) and run(args)
 COMMANDS = {
+    "restore": "restore",
+    "bench": "bench",
     "train": "train",
     "evaluate": "evaluate",
 }

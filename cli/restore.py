@@ -1,0 +1,156 @@
+"""`python weather.py restore`: remove rain, snow and haze from image files, folders or globs.
+
+    python weather.py restore assets/sample_rain.png                 -> assets/sample_rain_restored.png
+    python weather.py restore photos/ "shots/*.jpg" --out restored/ --save-density --save-prior
+
+Any size (tiled with feathered overlap: memory is bounded by the tile, plus a few float copies of
+the image itself), any mode (gray, alpha kept, 16-bit PNG), EXIF orientation applied. Results go to
+--out or next to each input as `<name>_restored.<ext>` in the input's format; an input is never
+replaced. A file that cannot be read is reported and the batch goes on; the exit code is 1 when
+any input failed, 0 otherwise.
+"""
+import json
+import logging
+from pathlib import Path
+from typing import Optional
+
+import torch
+from tqdm import tqdm
+
+from ..models.signals import WEATHER_TYPES
+from ..models.tiling import global_signals, restore_image
+from ..models.weights_io import WeightsError
+from .image_io import ImageData, output_format, read_image, write_gray8, write_image
+from .inputs import OutputExists, OutputPlanner, collect_inputs
+from .model_loading import add_model_arguments, apply_threads, describe, load_model
+
+log = logging.getLogger(__name__)
+MIN_TILE = 64
+
+
+def add_parser(sub):
+    p = sub.add_parser("restore", help="restore image files, folders or globs",
+                       description="Remove rain, snow and haze from image files, folders or glob patterns. "
+                                   "Results go to --out DIR or next to each input as <name>_restored.<ext>, "
+                                   "in the input's format; inputs are never replaced.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or quoted glob patterns")
+    p.add_argument("--out", type=Path, default=None, metavar="DIR",
+                   help="output folder (created); default: next to each input")
+    p.add_argument("--recursive", action="store_true", help="look into subfolders of folder inputs")
+    add_model_arguments(p)
+    p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default 512; smaller = less memory)")
+    p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring tiles in pixels (default 64)")
+    p.add_argument("--strength", type=float, default=1.0,
+                   help="0 = input, 1 = full restoration (default), between: a blend")
+    p.add_argument("--save-density", action="store_true", help="also write <name>_density.png (8-bit gray)")
+    p.add_argument("--save-prior", action="store_true", help="also write <name>_prior.json (weather types)")
+    p.add_argument("--suffix", default="_restored", help="added to each output name (default _restored)")
+    p.add_argument("--overwrite-outputs", action="store_true",
+                   help="replace earlier outputs (inputs are never replaced)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.set_defaults(run=run)
+
+
+def _check_args(args) -> Optional[str]:
+    if args.tile < MIN_TILE:
+        return f"--tile {args.tile}: use at least {MIN_TILE} pixels"
+    if not 0 <= args.overlap < args.tile // 2:
+        return f"--overlap {args.overlap}: must be in [0, tile/2) = [0, {args.tile // 2})"
+    if not 0.0 <= args.strength <= 2.0:
+        return f"--strength {args.strength}: must be in [0, 2] (1 = full restoration)"
+    if not args.suffix and args.out is None:
+        return "--suffix '' writes next to the inputs with their own names; give a suffix or --out DIR"
+    return None
+
+
+def _restore_tensor(model, x: torch.Tensor, args, on_tile) -> tuple:
+    """(restored (1, 3, H, W), prior (1, K), density (1, 1, H, W)); halves the tile on out-of-memory."""
+    tile, overlap = args.tile, args.overlap
+    while True:
+        try:
+            prior, density = global_signals(model, x, tile)
+            y = restore_image(model, x, prior=prior, density=density, tile=tile, overlap=overlap,
+                              on_tile=on_tile)
+            return y, prior, density
+        except torch.OutOfMemoryError:
+            if tile // 2 < MIN_TILE:
+                raise
+            tile, overlap = tile // 2, overlap // 2
+            log.warning("out of memory; retrying with --tile %d --overlap %d", tile, overlap)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+
+def restore_file(model, src: Path, planner: OutputPlanner, args, tile_bar=None) -> Path:
+    """Restore one file and write its outputs; returns the restored image's path."""
+    img: ImageData = read_image(src)
+    fmt, suffix = output_format(img, src.suffix)
+    out_path = planner.path(src, args.suffix, suffix)
+    density_path = planner.path(src, "_density", ".png") if args.save_density else None
+    prior_path = planner.path(src, "_prior", ".json") if args.save_prior else None
+
+    def on_tile(done, total):
+        if tile_bar is not None:
+            tile_bar.total = total
+            tile_bar.update(done - tile_bar.n)
+
+    if tile_bar is not None:
+        tile_bar.reset()
+    x = img.to_tensor()                                                # (1, 3, H, W) in [0, 1]
+    y, prior, density = _restore_tensor(model, x, args, on_tile)
+    if args.strength != 1.0:
+        y = y.sub_(x).mul_(args.strength).add_(x).clamp_(0, 1)         # x + s (y - x)
+    del x
+    write_image(out_path, img.with_tensor(y), fmt)
+    if density_path is not None:
+        write_gray8(density_path, density)
+    if prior_path is not None:
+        values = {k: round(float(v), 4) for k, v in zip(WEATHER_TYPES, prior[0].tolist())}
+        prior_path.write_text(json.dumps({"image": src.name, "source": "learned", "weather": values}, indent=2) + "\n")
+    return out_path
+
+
+def run(args) -> int:
+    problem = _check_args(args)
+    if problem:
+        log.error(problem)
+        return 2
+    files, failures = collect_inputs(args.inputs, args.recursive, (args.suffix, "_density"))
+    for msg in failures:
+        log.error(msg)
+    if not files:
+        log.error("nothing to restore")
+        return 1
+    try:
+        apply_threads(args.threads)
+        model, choice = load_model(args.weights, args.device, args.precision)
+    except (WeightsError, ValueError) as e:
+        log.error("%s", e)
+        return 1
+    log.info("model %s", describe(model, choice))
+    planner = OutputPlanner(args.out, files, args.overwrite_outputs)
+    done, skipped = [], []
+    quiet = args.no_progress or None                                   # None: bars on a terminal only
+    with tqdm(files, unit="image", disable=quiet, dynamic_ncols=True) as bar, \
+            tqdm(unit="tile", leave=False, disable=quiet, dynamic_ncols=True) as tile_bar:
+        for src in bar:
+            bar.set_postfix_str(src.name)
+            try:
+                out = restore_file(model, src, planner, args, tile_bar)
+                done.append(out)
+                log.debug("%s -> %s", src, out)
+            except OutputExists as e:
+                skipped.append(src)
+                log.warning("%s: skipped, %s", src, e)
+            except KeyboardInterrupt:
+                raise
+            except Exception as e:                                     # report it, go on with the batch
+                failures.append(f"{src}: {e}")
+                log.error("%s", e if str(src) in str(e) else f"{src}: {type(e).__name__}: {e}")
+                log.debug("traceback of %s", src, exc_info=True)
+    print(f"restored {len(done)} image(s)" + (f" into {args.out}" if args.out else "")
+          + (f", skipped {len(skipped)} with existing outputs" if skipped else "")
+          + (f", {len(failures)} problem(s)" if failures else ""))
+    for out in done[:20]:
+        print(f"  {out}")
+    return 1 if failures else 0

@@ -1,0 +1,285 @@
+"""`python weather.py restore` and `bench` on a tiny-config weights file: outputs, names, modes, bad input."""
+import argparse
+import hashlib
+import json
+import logging
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from weather_restore.cli import bench, model_loading, restore
+from weather_restore.cli.image_io import read_image
+from weather_restore.cli.inputs import OutputPlanner, collect_inputs
+from weather_restore.cli.png16 import png_header, read_png16, write_png16
+from weather_restore.models import WEATHER_TYPES, WeatherRestorer
+from weather_restore.models.restorer import Signals
+from weather_restore.models.tiling import global_signals, restore_image
+from weather_restore.models.weights_io import WeightsError, save_restorer
+
+RNG = np.random.default_rng(1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The tiny network is overhead-bound: one thread is many times faster on a busy two-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    from weather_restore.models import load_config
+    torch.manual_seed(0)
+    return save_restorer(WeatherRestorer(load_config("tiny")).eval(), tmp_path_factory.mktemp("w") / "tiny.safetensors")
+
+
+def cli(command, *argv):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    {"restore": restore, "bench": bench}[command].add_parser(sub)
+    args = parser.parse_args([command, *map(str, argv)])
+    return args.run(args)
+
+
+def save(path, a, mode=None):
+    Image.fromarray(a, mode).save(path)
+    return path
+
+
+def digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def rand8(*shape):
+    return RNG.integers(0, 256, shape, dtype=np.uint8)
+
+
+def test_commands_are_registered():
+    from weather_restore.cli.main import COMMANDS
+    assert COMMANDS["restore"] == "restore" and COMMANDS["bench"] == "bench"
+
+
+def test_restores_a_folder_next_to_the_inputs_in_their_formats_and_modes(tmp_path, weights):
+    save(tmp_path / "rgb.jpg", rand8(5, 7, 3))
+    save(tmp_path / "gray.png", rand8(9, 4), "L")
+    save(tmp_path / "alpha.png", rand8(6, 6, 4), "RGBA")
+    save(tmp_path / "one.png", rand8(1, 1, 3))
+    write_png16(tmp_path / "deep.png", RNG.integers(0, 65536, (8, 5, 3), dtype=np.uint16))
+    before = {p.name: digest(p) for p in tmp_path.iterdir()}
+
+    assert cli("restore", tmp_path, "--weights", weights, "--tile", 64, "--overlap", 8) == 0
+
+    assert {p.name: digest(p) for p in tmp_path.iterdir() if p.name in before} == before    # inputs untouched
+    jpg = Image.open(tmp_path / "rgb_restored.jpg")
+    assert jpg.format == "JPEG" and jpg.size == (7, 5)
+    gray = Image.open(tmp_path / "gray_restored.png")
+    assert gray.mode == "L" and gray.size == (4, 9)
+    rgba = Image.open(tmp_path / "alpha_restored.png")
+    assert rgba.mode == "RGBA"
+    np.testing.assert_array_equal(np.asarray(rgba)[..., 3], np.asarray(Image.open(tmp_path / "alpha.png"))[..., 3])
+    assert Image.open(tmp_path / "one_restored.png").size == (1, 1)
+    head = png_header(tmp_path / "deep_restored.png")
+    assert (head["bit_depth"], head["color_type"], head["width"], head["height"]) == (16, 2, 5, 8)
+    assert len([p for p in tmp_path.iterdir() if "_restored" in p.name]) == 5
+
+
+def test_cli_output_is_the_tiled_restoration_of_the_image(tmp_path, weights, monkeypatch):
+    a = rand8(150, 200, 3)
+    save(tmp_path / "in.png", a)
+    model = model_loading.load_restorer(weights)
+    x = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+    p, d = global_signals(model, x, 64)
+    expected = restore_image(model, x, prior=p, density=d, tile=64, overlap=16)
+    seen = []
+    model.register_forward_pre_hook(lambda m, inp: seen.append(tuple(inp[0].shape[-2:])))
+    monkeypatch.setattr(restore, "load_model", lambda *a: (model, model_loading.WeightsChoice(weights, None)))
+
+    assert cli("restore", tmp_path / "in.png", "--weights", weights, "--tile", 64, "--overlap", 16,
+               "--out", tmp_path / "out") == 0
+    got = np.asarray(Image.open(tmp_path / "out" / "in_restored.png")).astype(int)
+    assert got.shape == (150, 200, 3)
+    want = (expected[0].permute(1, 2, 0) * 255).round().numpy().astype(int)
+    assert np.abs(got - want).max() <= 1
+    assert np.abs(got - a).mean() > 1                                        # it did change the image
+    assert len(seen) > 4 and max(max(s) for s in seen) <= 64                 # only tiles went through the net
+
+
+class PointwiseModel(torch.nn.Module):
+    """Stand-in network: y = 1 - x per pixel, so any tiling must give exactly 1 - x."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = torch.nn.Parameter(torch.ones(()))
+        self.cfg = argparse.Namespace(stride=8, name="pointwise")
+        self.largest = 0
+
+    def predict_signals(self, x):
+        B, _, H, W = x.shape
+        return Signals(torch.zeros(B, len(WEATHER_TYPES)), torch.zeros(B, 1, H, W), torch.zeros(B, 3))
+
+    def forward(self, x, prior=None, density=None):
+        self.largest = max(self.largest, *x.shape[-2:])
+        return argparse.Namespace(image=self.w - x)
+
+
+def test_a_big_image_is_tiled_without_seams(tmp_path, monkeypatch):
+    fake = PointwiseModel()
+    monkeypatch.setattr(restore, "load_model", lambda *a: (fake, model_loading.WeightsChoice(tmp_path, None)))
+    a = rand8(500, 700, 3)
+    save(tmp_path / "big.png", a)
+    assert cli("restore", tmp_path / "big.png", "--tile", 128, "--overlap", 32) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "big_restored.png")), 255 - a)
+    assert fake.largest == 128
+
+
+def test_strength_zero_gives_back_the_input(tmp_path, weights):
+    a = rand8(5, 7, 3)
+    save(tmp_path / "s.png", a)
+    assert cli("restore", tmp_path / "s.png", "--weights", weights, "--strength", 0) == 0
+    np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "s_restored.png")), a)
+
+
+def test_density_and_prior_are_saved(tmp_path, weights):
+    a = rand8(12, 16, 3)
+    save(tmp_path / "w.png", a)
+    assert cli("restore", tmp_path / "w.png", "--weights", weights, "--save-density", "--save-prior") == 0
+    dens = Image.open(tmp_path / "w_density.png")
+    assert dens.mode == "L" and dens.size == (16, 12)
+    prior = json.loads((tmp_path / "w_prior.json").read_text())
+    assert prior["source"] == "learned" and list(prior["weather"]) == list(WEATHER_TYPES)
+    model = model_loading.load_restorer(weights)
+    p, d = global_signals(model, torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255, 512)
+    np.testing.assert_allclose(list(prior["weather"].values()), p[0].tolist(), atol=1e-4)
+    np.testing.assert_allclose(np.asarray(dens) / 255, d[0, 0].numpy(), atol=1 / 255)
+
+
+def test_bad_inputs_are_reported_and_the_rest_of_the_batch_runs(tmp_path, weights, caplog):
+    (tmp_path / "broken.png").write_text("no pixels here")
+    (tmp_path / "empty").mkdir()
+    save(tmp_path / "good.png", rand8(4, 4, 3))
+    with caplog.at_level(logging.ERROR):
+        rc = cli("restore", tmp_path / "broken.png", tmp_path / "empty", tmp_path / "nope.jpg",
+                 str(tmp_path / "*.tif"), tmp_path / "good.png", "--weights", weights)
+    assert rc == 1
+    assert (tmp_path / "good_restored.png").is_file()
+    text = caplog.text
+    assert "broken.png" in text and "not an image" in text
+    assert "empty has no images" in text and "nope.jpg: no such file" in text and "*.tif has no images" in text
+
+
+def test_nothing_to_restore_exits_1(tmp_path, weights, caplog):
+    with caplog.at_level(logging.ERROR):
+        assert cli("restore", tmp_path, "--weights", weights) == 1
+    assert "has no images" in caplog.text and "nothing to restore" in caplog.text
+
+
+def test_inputs_are_never_overwritten_and_outputs_only_on_request(tmp_path, weights):
+    save(tmp_path / "x.png", rand8(4, 4, 3))
+    save(tmp_path / "x_restored.png", rand8(4, 4, 3))                        # an input named like an output
+    inputs = {p: digest(p) for p in tmp_path.iterdir()}
+    assert cli("restore", tmp_path / "x.png", tmp_path / "x_restored.png", "--weights", weights,
+               "--overwrite-outputs") == 0
+    assert {p: digest(p) for p in inputs} == inputs
+    assert (tmp_path / "x_restored_1.png").is_file() and (tmp_path / "x_restored_restored.png").is_file()
+
+    first = digest(tmp_path / "x_restored_1.png")
+    (tmp_path / "x_restored_1.png").write_bytes(b"older result")
+    assert cli("restore", tmp_path / "x.png", tmp_path / "x_restored.png", "--weights", weights) == 0
+    assert (tmp_path / "x_restored_1.png").read_bytes() == b"older result"         # skipped, kept
+    assert cli("restore", tmp_path / "x.png", tmp_path / "x_restored.png", "--weights", weights,
+               "--overwrite-outputs") == 0
+    assert digest(tmp_path / "x_restored_1.png") == first                          # replaced, same result
+    assert {p: digest(p) for p in inputs} == inputs
+
+
+def test_same_names_from_two_folders_get_distinct_outputs(tmp_path, weights):
+    for d in ("a", "b"):
+        (tmp_path / d).mkdir()
+        save(tmp_path / d / "photo.png", rand8(3, 3, 3))
+    assert cli("restore", tmp_path / "a", tmp_path / "b", "--out", tmp_path / "out", "--weights", weights) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo_restored.png", "photo_restored_1.png"]
+
+
+def test_folder_expansion_leaves_out_earlier_results(tmp_path):
+    for name in ("a.png", "a_restored.png", "a_restored_2.png", "a_density.png", "notes.txt", "b.JPG"):
+        (tmp_path / name).write_bytes(b"x")
+    files, problems = collect_inputs([str(tmp_path)])
+    assert [p.name for p in files] == ["a.png", "b.JPG"] and problems == []
+    files, problems = collect_inputs([str(tmp_path / "a_*.png")])
+    assert files == [] and "earlier results" in problems[0]
+
+
+def test_planner_refuses_input_paths(tmp_path):
+    src = tmp_path / "p.png"
+    plan = OutputPlanner(None, [src, tmp_path / "p_restored.png"], overwrite=True)
+    assert plan.path(src, "_restored", ".png").name == "p_restored_1.png"
+    assert plan.path(src, "_restored", ".png").name == "p_restored_2.png"      # claimed ones are skipped too
+
+
+def test_exif_orientation_is_applied(tmp_path, weights):
+    im = Image.fromarray(rand8(4, 10, 3))
+    exif = im.getexif()
+    exif[0x0112] = 8                                                           # stored turned by 90 degrees
+    im.save(tmp_path / "turned.png", exif=exif)
+    assert cli("restore", tmp_path / "turned.png", "--weights", weights) == 0
+    out = Image.open(tmp_path / "turned_restored.png")
+    assert out.size == (4, 10) and out.getexif().get(0x0112) is None
+
+
+def test_16bit_values_survive_strength_zero(tmp_path, weights):
+    a = RNG.integers(0, 65536, (6, 5, 4), dtype=np.uint16)
+    write_png16(tmp_path / "d.png", a)
+    assert cli("restore", tmp_path / "d.png", "--weights", weights, "--strength", 0) == 0
+    np.testing.assert_array_equal(read_png16(tmp_path / "d_restored.png"), a)
+
+
+def test_missing_default_weights_say_how_to_fix_it(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(model_loading.manifest, "entries", lambda kind=None: [])
+    save(tmp_path / "a.png", rand8(3, 3, 3))
+    with caplog.at_level(logging.ERROR):
+        assert cli("restore", tmp_path / "a.png") == 1
+    assert "no bundled weights" in caplog.text and "pass --weights FILE" in caplog.text
+    assert not (tmp_path / "a_restored.png").exists()
+
+
+def test_default_entry_is_verified_before_loading(tmp_path, weights, monkeypatch):
+    from weather_restore.hub.manifest import sha256_file
+    good = {"id": "good", "kind": "restorer", "path": str(weights), "default": True,
+            "sha256": sha256_file(weights), "bytes": weights.stat().st_size}
+    other = dict(good, id="other", default=False)
+    monkeypatch.setattr(model_loading.manifest, "entries", lambda kind=None: [other, good])
+    model, choice = model_loading.load_model(None, "cpu", "fp32")
+    assert choice.entry["id"] == "good" and model.cfg.name == "tiny"
+    good["sha256"] = "0" * 64
+    with pytest.raises(WeightsError, match="sha256"):
+        model_loading.load_model(None, "cpu", "fp32")
+
+
+def test_unknown_weights_id_is_a_clear_error(tmp_path):
+    with pytest.raises(WeightsError, match="neither a file nor a manifest id"):
+        model_loading.choose_weights("no-such-id")
+    with pytest.raises(WeightsError, match="no such file"):
+        model_loading.choose_weights(str(tmp_path / "missing.safetensors"))
+
+
+def test_bad_arguments_are_refused(tmp_path, weights):
+    save(tmp_path / "a.png", rand8(3, 3, 3))
+    assert cli("restore", tmp_path / "a.png", "--weights", weights, "--tile", 16) == 2
+    assert cli("restore", tmp_path / "a.png", "--weights", weights, "--overlap", 300) == 2
+    assert cli("restore", tmp_path / "a.png", "--weights", weights, "--suffix", "") == 2
+    assert not (tmp_path / "a_restored.png").exists()
+
+
+def test_bench_prints_a_markdown_table(weights, capsys):
+    assert bench.image_shape(1) == (866, 1155) and bench.image_shape(4) == (1732, 2309)
+    assert cli("bench", "--weights", weights, "--sizes", "0.01", "--repeats", 1, "--threads", 1,
+               "--tile", 64, "--overlap", 8) == 0
+    out = capsys.readouterr().out
+    assert "| megapixels | size (W x H) | tiles | s / MP |" in out
+    row = [line for line in out.splitlines() if line.startswith("| 0.01 ")]
+    assert len(row) == 1 and "115 x 86" in row[0] and "| 4 |" in row[0]
+    assert "cpu" in out and f"torch {torch.__version__}" in out and "1 threads" in out
