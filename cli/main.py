@@ -9,6 +9,7 @@ COMMANDS = {
     "bench": "bench",
     "train": "train",
     "evaluate": "evaluate",
+    "learn-prompts": "learn_prompts",
 }
 
 
