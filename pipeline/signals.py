@@ -1,0 +1,132 @@
+"""The three signals for the nodes: which provider (auto / clip / learned), manual overrides,
+readable summaries, quality tiers and a heat-map preview of the density.
+
+Learned provider: the restorer's own heads, run on a copy whose longest side is at most `size`
+(models.tiling.global_signals), so a 4K image costs one tile. CLIP provider: models.clip.ClipSignals,
+on whatever device the caller put the CLIP model.
+"""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+
+from ..models.signals import QUALITY_TIERS, WEATHER_TYPES, quality_score
+from ..models.tiling import global_signals
+from .layout import InputError
+
+SOURCES = ("auto", "clip", "learned")
+# short names for summaries: "rain 0.82, haze 0.31"
+SHORT_NAMES = {"rain_streaks": "rain", "raindrops": "raindrops", "snow": "snow", "haze": "haze"}
+
+
+def resolve_source(source: str, has_clip: bool) -> str:
+    """'auto' -> 'clip' when a CLIP model is loaded, else 'learned'; 'clip' without CLIP is an error."""
+    if source not in SOURCES:
+        raise InputError(f"source must be one of {', '.join(SOURCES)}; got '{source}'")
+    if source == "auto":
+        return "clip" if has_clip else "learned"
+    if source == "clip" and not has_clip:
+        raise InputError(
+            "source is 'clip' but the weather model was loaded without CLIP; choose a CLIP model in "
+            "Load Weather Model's 'clip' input (put CLIP files in ComfyUI/models/clip) or use source 'learned'")
+    return source
+
+
+def _model_place(module: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
+    p = next(module.parameters())
+    return p.device, p.dtype
+
+
+def learned_prior_density(model, x: torch.Tensor, size: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
+    """x (B, 3, H, W) -> prior (B, K), density (B, 1, H, W), both float32 in [0, 1] on x's device."""
+    p, d = global_signals(model, x, size)
+    return p.float(), d.float()
+
+
+@torch.no_grad()
+def learned_quality(model, x: torch.Tensor, size: int = 512) -> torch.Tensor:
+    """x (B, 3, H, W) -> tier probabilities (B, 3) float32 on x's device, one item at a time."""
+    device, dtype = _model_place(model)
+    H, W = x.shape[-2:]
+    probs = []
+    for i in range(x.shape[0]):
+        xi = x[i:i + 1].to(device=device, dtype=dtype)
+        scale = size / max(H, W)
+        if scale < 1:
+            xi = F.interpolate(xi, size=(max(1, round(H * scale)), max(1, round(W * scale))),
+                               mode="bilinear", align_corners=False, antialias=True)
+        logits = model.predict_signals(xi).quality_logits.float()
+        probs.append(torch.softmax(logits, dim=-1).to(x.device))
+    return torch.cat(probs)
+
+
+@torch.no_grad()
+def clip_signal(clip, which: str, x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
+    """ClipSignals.prior / .density / .quality on x, run where `module` (the CLIP model) lives;
+    returns float32 on x's device. Density is resized to the image size."""
+    device, dtype = _model_place(module)
+    out = getattr(clip, which)(x.to(device=device, dtype=dtype)).float().to(x.device)
+    if which == "density":
+        if out.ndim == 3:                                      # (B, h, w) -> (B, 1, h, w)
+            out = out[:, None]
+        if out.shape[-2:] != x.shape[-2:]:
+            out = F.interpolate(out, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        out = out.clamp(0, 1)
+    return out
+
+
+def apply_overrides(p: torch.Tensor, overrides: Dict[str, Optional[float]]) -> Tuple[torch.Tensor, List[str]]:
+    """Replace the columns of p (B, K) named in `overrides` by values in [0, 1]; a value below 0
+    or None keeps the estimate. Returns (new p, names of the overridden types)."""
+    p = p.clone()
+    changed = []
+    for name, value in overrides.items():
+        if name not in WEATHER_TYPES:
+            raise InputError(f"unknown weather type '{name}'; known: {', '.join(WEATHER_TYPES)}")
+        if value is None or value < 0:
+            continue
+        if value > 1:
+            raise InputError(f"manual {name} must be in [0, 1] (or -1 to keep the estimate); got {value}")
+        p[:, WEATHER_TYPES.index(name)] = float(value)
+        changed.append(name)
+    return p, changed
+
+
+def summarize_prior(p: torch.Tensor, source: str, threshold: float = 0.1) -> str:
+    """'rain 0.82, haze 0.31 (learned)' per image, one line each ('#2: ...' when B > 1);
+    types below `threshold` are left out ('clear' when all are)."""
+    lines = []
+    for i, row in enumerate(p.tolist()):
+        parts = sorted(((v, SHORT_NAMES[n]) for n, v in zip(WEATHER_TYPES, row) if v >= threshold), reverse=True)
+        text = ", ".join(f"{n} {v:.2f}" for v, n in parts) or f"clear (all below {threshold:.2f})"
+        lines.append((f"#{i + 1}: " if p.shape[0] > 1 else "") + f"{text} ({source})")
+    return "\n".join(lines)
+
+
+def quality_report(probs: torch.Tensor) -> Tuple[List[float], List[str], List[str]]:
+    """(B, 3) probabilities -> per item: score in [0, 1], most likely tier, 'low 0.10, medium 0.30, high 0.60'."""
+    scores = quality_score(probs).clamp(0, 1).tolist()
+    tiers = [QUALITY_TIERS[int(i)] for i in probs.argmax(dim=-1)]
+    texts = [", ".join(f"{t} {v:.2f}" for t, v in zip(QUALITY_TIERS, row)) for row in probs.tolist()]
+    return scores, tiers, texts
+
+
+# inferno-like anchors: dark (clear) -> purple -> red -> orange -> pale yellow (dense)
+_HEAT = torch.tensor([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
+                     dtype=torch.float32) / 255.0
+
+
+def heatmap(d: torch.Tensor) -> torch.Tensor:
+    """density (B, 1, H, W) in [0, 1] -> RGB heat map (B, 3, H, W), piecewise linear through _HEAT."""
+    n = _HEAT.shape[0] - 1
+    t = d.clamp(0, 1)[:, 0] * n                                # (B, H, W) in [0, n]
+    i = t.floor().long().clamp(max=n - 1)
+    f = (t - i)[..., None]                                     # (B, H, W, 1)
+    lut = _HEAT.to(d.device)
+    rgb = lut[i] * (1 - f) + lut[i + 1] * f                    # (B, H, W, 3)
+    return rgb.permute(0, 3, 1, 2).contiguous()                # (B, H, W, 3) -> (B, 3, H, W)
+
+
+def combine_sources(sources: Sequence[str]) -> str:
+    """Unique sources in order, '+'-joined: ('learned', 'manual') -> 'learned+manual'."""
+    return "+".join(dict.fromkeys(sources))

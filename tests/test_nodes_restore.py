@@ -1,0 +1,206 @@
+"""pipeline.restore: strength, region, masks, batches, tiling, out-of-memory fallback, interrupts."""
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn as nn
+
+from weather_restore.models.tiling import plan_tiles, restore_image
+from weather_restore.pipeline.layout import InputError
+from weather_restore.pipeline.masks import feather_mask, fit_mask
+from weather_restore.pipeline.restore import (NumericalError, OutOfMemory, check_prior_rows, restore_batch,
+                                              restore_tiled)
+
+
+class LocalModel(nn.Module):
+    """A stand-in restorer with a per-pixel output y = 0.5 x + 0.25 (so tiles and crops agree exactly
+    with the whole image); it records every call and can fake out-of-memory above a tile size."""
+
+    def __init__(self, stride: int = 8, oom_above: int = 0, nan: bool = False):
+        super().__init__()
+        self.zero = nn.Parameter(torch.zeros(1))
+        self.cfg = SimpleNamespace(stride=stride, dims=[8])
+        self.oom_above, self.nan = oom_above, nan
+        self.calls, self.ooms = [], 0
+
+    def forward(self, x, prior=None, density=None):
+        if self.oom_above and max(x.shape[-2:]) > self.oom_above:
+            self.ooms += 1
+            raise torch.OutOfMemoryError("fake: CUDA out of memory")
+        self.calls.append(SimpleNamespace(shape=tuple(x.shape), mean=x.mean().item(), prior=prior, density=density))
+        y = x * 0.5 + 0.25 + self.zero
+        return SimpleNamespace(image=y * float("nan") if self.nan else y)
+
+    def predict_signals(self, x):
+        B, _, H, W = x.shape
+        return SimpleNamespace(prior_logits=torch.zeros(B, 4), density_logits=torch.zeros(B, 1, H, W),
+                               quality_logits=torch.zeros(B, 3))
+
+
+def f(x):
+    return x * 0.5 + 0.25
+
+
+def test_full_strength_is_the_restored_image():
+    x = torch.rand(2, 3, 20, 24)
+    out = restore_batch(LocalModel(), x)
+    assert out.shape == x.shape and out.dtype == torch.float32
+    assert torch.allclose(out, f(x), atol=1e-6)
+
+
+def test_strength_blends_linearly_and_zero_skips_the_network():
+    x = torch.rand(1, 3, 16, 16)
+    m = LocalModel()
+    assert torch.equal(restore_batch(m, x, strength=0.0), x) and not m.calls
+    half = restore_batch(m, x, strength=0.5)
+    assert torch.allclose(half, 0.5 * x + 0.5 * f(x), atol=1e-6)
+
+
+def test_every_batch_item_is_processed_with_its_own_pixels():
+    x = torch.stack([torch.full((3, 16, 16), v) for v in (0.1, 0.5, 0.9)])
+    m = LocalModel()
+    out = restore_batch(m, x)
+    assert [round(c.mean, 4) for c in m.calls] == [0.1, 0.5, 0.9]
+    assert [round(v, 4) for v in out[:, 0, 0, 0].tolist()] == [0.3, 0.5, 0.7]
+
+
+def test_region_restores_only_inside_feathered():
+    x = torch.rand(1, 3, 96, 128)
+    region = torch.zeros(1, 96, 128)
+    region[:, 40:56, 50:80] = 1
+    m = LocalModel()
+    out = restore_batch(m, x, region=region, feather=4, overlap=8)
+    w = feather_mask(fit_mask(region, 1, (96, 128), "region"), 4)
+    assert torch.allclose(out, x + w * (f(x) - x), atol=1e-6)
+    assert torch.equal(out[..., :8, :], x[..., :8, :])         # far outside: untouched, bit for bit
+    assert torch.allclose(out[..., 44:52, 60:70], f(x)[..., 44:52, 60:70], atol=1e-6)
+    H, W = m.calls[0].shape[-2:]
+    assert H < 96 and W < 128 and H % 8 == 0 and W % 8 == 0    # only the region's box went through the network
+
+
+def test_region_crop_gets_whole_image_signals():
+    x = torch.rand(1, 3, 64, 64)
+    region = torch.zeros(1, 64, 64)
+    region[:, 40:, 40:] = 1
+    m = LocalModel()
+    restore_batch(m, x, region=region, feather=0, overlap=8)
+    call = m.calls[-1]
+    assert call.prior is not None and call.prior.shape == (1, 4)      # from global_signals, not the crop
+    assert call.density is not None and call.density.shape[-2:] == call.shape[-2:]
+
+
+def test_empty_region_leaves_the_image_and_skips_the_network():
+    x = torch.rand(2, 3, 32, 32)
+    m = LocalModel()
+    out = restore_batch(m, x, region=torch.zeros(1, 64, 64))   # LoadImage's default mask, other size
+    assert torch.equal(out, x) and not m.calls
+
+
+def test_region_per_item():
+    x = torch.rand(2, 3, 32, 32)
+    region = torch.stack([torch.zeros(32, 32), torch.ones(32, 32)])
+    out = restore_batch(LocalModel(), x, region=region, feather=0)
+    assert torch.equal(out[0], x[0]) and torch.allclose(out[1], f(x[1]), atol=1e-6)
+
+
+def test_prior_and_density_reach_the_network():
+    x = torch.rand(2, 3, 16, 16)
+    prior = torch.tensor([[0.9, 0.0, 0.0, 0.2]])
+    density = torch.full((1, 8, 8), 0.25)                      # same aspect: resized
+    density[:, :, 4:] = 0.75
+    m = LocalModel()
+    restore_batch(m, x, prior=prior, density=density)
+    assert len(m.calls) == 2
+    for c in m.calls:
+        assert torch.allclose(c.prior, prior)
+        assert c.density.shape == (1, 1, 16, 16)
+        assert c.density[0, 0, 0, 0].item() == pytest.approx(0.25) and c.density[0, 0, 0, 15].item() == pytest.approx(0.75)
+
+
+def test_bad_inputs_name_themselves():
+    x = torch.rand(2, 3, 16, 16)
+    m = LocalModel()
+    with pytest.raises(InputError, match="prior was computed for 3 images but the image batch has 2"):
+        restore_batch(m, x, prior=torch.rand(3, 4))
+    with pytest.raises(InputError, match=r"prior must have shape \(B, 4\)"):
+        restore_batch(m, x, prior=torch.rand(2, 3))
+    with pytest.raises(InputError, match="density has a batch of 3"):
+        restore_batch(m, x, density=torch.rand(3, 16, 16))
+    with pytest.raises(InputError, match="region is 10x30"):
+        restore_batch(m, x, region=torch.rand(1, 10, 30))
+    with pytest.raises(InputError, match="strength must be in"):
+        restore_batch(m, x, strength=1.5)
+    with pytest.raises(InputError, match="tile_overlap < tile_size"):
+        restore_batch(m, x, tile=64, overlap=64)
+    with pytest.raises(InputError, match="needs at least 8x8"):
+        restore_batch(m, torch.rand(1, 3, 4, 16))
+    assert not m.calls
+
+
+def test_check_prior_rows_broadcasts_one_row():
+    p = check_prior_rows(torch.tensor([[1.5, 0.2, 0.0, -1.0]]), 3)
+    assert p.shape == (3, 4) and p[2].tolist() == pytest.approx([1.0, 0.2, 0.0, 0.0])
+
+
+def test_tiles_and_progress_cover_the_batch():
+    x = torch.rand(2, 3, 40, 56)
+    m = LocalModel()
+    seen = []
+    out = restore_batch(m, x, tile=24, overlap=8, on_progress=lambda d, t: seen.append((d, t)))
+    per_item = len(plan_tiles(40, 56, 24, 8, align=8))
+    assert per_item > 1 and len(m.calls) == 2 * per_item
+    assert seen[-1] == (2 * per_item, 2 * per_item)
+    assert [d for d, _ in seen] == list(range(1, 2 * per_item + 1))
+    assert all(t == 2 * per_item for _, t in seen)
+    assert torch.allclose(out, f(x), atol=1e-6)                 # feathered blend of a local op is exact
+
+
+def test_oom_halves_the_tile_and_keeps_it_for_later_items():
+    x = torch.rand(2, 3, 100, 100)
+    m = LocalModel(oom_above=32)
+    tiles_tried = []
+    out = restore_batch(m, x, tile=512, overlap=16, min_tile=16, on_oom=tiles_tried.append)
+    assert tiles_tried == [50, 25]                              # 100 (whole image) -> 50 -> 25
+    assert m.ooms == 2                                          # the second item starts at 25
+    assert max(max(c.shape[-2:]) for c in m.calls) <= 25
+    assert torch.allclose(out, f(x), atol=1e-6)
+
+
+def test_oom_at_the_smallest_tile_is_a_clear_error():
+    m = LocalModel(oom_above=8)
+    with pytest.raises(OutOfMemory, match=r"even with 32px tiles on a 64x64 image.*fp16"):
+        restore_tiled(m, torch.rand(1, 3, 64, 64), tile=64, overlap=8, min_tile=32)
+
+
+def test_other_errors_are_not_taken_for_oom():
+    class Broken(LocalModel):
+        def forward(self, x, prior=None, density=None):
+            raise ValueError("not memory")
+    with pytest.raises(ValueError, match="not memory"):
+        restore_tiled(Broken(), torch.rand(1, 3, 32, 32), tile=32, overlap=8)
+
+
+def test_should_stop_interrupts_between_tiles():
+    x = torch.rand(1, 3, 48, 48)
+    m = LocalModel()
+    calls = iter([False, False, True])
+    with pytest.raises(InterruptedError):
+        restore_batch(m, x, tile=16, overlap=4, should_stop=lambda: next(calls, True))
+    assert 0 < len(m.calls) < len(plan_tiles(48, 48, 16, 4, align=8))
+
+
+def test_nan_output_says_choose_fp32():
+    with pytest.raises(NumericalError, match="choose precision fp32"):
+        restore_batch(LocalModel(nan=True), torch.rand(1, 3, 16, 16))
+
+
+def test_real_tiny_model_matches_restore_image(tiny_model):
+    torch.manual_seed(1)
+    x = torch.rand(2, 3, 24, 36)
+    out = restore_batch(tiny_model, x, tile=24, overlap=8)
+    ref = restore_image(tiny_model, x, tile=24, overlap=8)
+    assert out.shape == (2, 3, 24, 36) and torch.isfinite(out).all()
+    assert 0 <= out.min() and out.max() <= 1
+    assert torch.allclose(out, ref, atol=1e-6)
+    one = restore_batch(tiny_model, x[1:], tile=24, overlap=8)
+    assert torch.allclose(out[1:], one, atol=1e-5)              # items do not see each other

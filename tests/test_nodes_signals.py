@@ -1,0 +1,106 @@
+"""pipeline.signals and pipeline.precision: sources, overrides, summaries, quality tiers, heat map,
+and the CLIP provider path with a tiny random open_clip model."""
+import pytest
+import torch
+
+from weather_restore.pipeline.layout import InputError
+from weather_restore.pipeline.precision import choose_dtype
+from weather_restore.pipeline.signals import (apply_overrides, clip_signal, combine_sources, heatmap,
+                                              learned_prior_density, learned_quality, quality_report,
+                                              resolve_source, summarize_prior)
+
+
+def test_resolve_source():
+    assert resolve_source("auto", has_clip=True) == "clip"
+    assert resolve_source("auto", has_clip=False) == "learned"
+    assert resolve_source("learned", has_clip=True) == "learned"
+    with pytest.raises(InputError, match=r"without CLIP.*ComfyUI/models/clip"):
+        resolve_source("clip", has_clip=False)
+    with pytest.raises(InputError, match="source must be one of"):
+        resolve_source("magic", has_clip=True)
+
+
+def test_overrides_replace_columns_and_minus_one_keeps():
+    p = torch.tensor([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]])
+    q, changed = apply_overrides(p, {"rain_streaks": -1.0, "raindrops": None, "snow": 0.0, "haze": 1.0})
+    assert changed == ["snow", "haze"]
+    assert torch.allclose(q, torch.tensor([[0.1, 0.2, 0.0, 1.0], [0.5, 0.6, 0.0, 1.0]]))
+    assert p[0, 3].item() == pytest.approx(0.4)                  # the input is not changed in place
+    with pytest.raises(InputError, match="manual haze must be in"):
+        apply_overrides(p, {"haze": 1.5})
+    with pytest.raises(InputError, match="unknown weather type 'fog'"):
+        apply_overrides(p, {"fog": 0.5})
+
+
+def test_summary_reads_like_the_design():
+    p = torch.tensor([[0.82, 0.05, 0.0, 0.31]])
+    assert summarize_prior(p, "clip") == "rain 0.82, haze 0.31 (clip)"
+    two = summarize_prior(torch.tensor([[0.0, 0.0, 0.0, 0.0], [0.0, 0.4, 0.9, 0.0]]), "learned+manual")
+    assert two.splitlines() == ["#1: clear (all below 0.10) (learned+manual)", "#2: snow 0.90, raindrops 0.40 (learned+manual)"]
+    assert combine_sources(["learned", "manual", "learned"]) == "learned+manual"
+
+
+def test_quality_report_scores_and_tiers():
+    probs = torch.tensor([[0.8, 0.2, 0.0], [0.1, 0.3, 0.6]])
+    scores, tiers, texts = quality_report(probs)
+    assert scores == pytest.approx([0.1, 0.75])
+    assert tiers == ["low", "high"]
+    assert texts[1] == "low 0.10, medium 0.30, high 0.60"
+
+
+def test_heatmap_colours_and_layout():
+    d = torch.tensor([0.0, 0.5, 1.0]).view(1, 1, 1, 3)
+    h = heatmap(d)
+    assert h.shape == (1, 3, 1, 3)
+    assert h[0, :, 0, 0].tolist() == pytest.approx([0, 0, 4 / 255])            # dark for clear
+    assert h[0, :, 0, 2].tolist() == pytest.approx([252 / 255, 1.0, 164 / 255])  # pale yellow for dense
+    assert h[0, :, 0, 1].tolist() == pytest.approx([188 / 255, 55 / 255, 84 / 255])
+    lum = (h[0] * torch.tensor([0.3, 0.6, 0.1]).view(3, 1, 1)).sum(0).flatten()
+    assert lum[0] < lum[1] < lum[2]
+
+
+def test_learned_signals_of_the_tiny_model(tiny_model):
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 40, 56)
+    p, d = learned_prior_density(tiny_model, x, size=32)       # analysed on a copy of at most 32 px
+    assert p.shape == (2, 4) and d.shape == (2, 1, 40, 56)
+    assert 0 <= p.min() and p.max() <= 1 and 0 <= d.min() and d.max() <= 1
+    q = learned_quality(tiny_model, x, size=32)
+    assert q.shape == (2, 3) and torch.allclose(q.sum(-1), torch.ones(2), atol=1e-5)
+    assert torch.allclose(learned_quality(tiny_model, x[1:], size=32), q[1:], atol=1e-6)   # per item
+    assert not torch.allclose(q[0], q[1])                        # different images, different scores
+
+
+def test_clip_provider_with_tiny_clip():
+    pytest.importorskip("open_clip")
+    from weather_restore.models.clip import ClipSignals
+    from weather_restore.models.clip.tiny import TINY_MEAN, TINY_STD, build_tiny_clip
+    model, tok = build_tiny_clip()
+    clip = ClipSignals(model, tok, TINY_MEAN, TINY_STD)
+    x = torch.rand(2, 3, 40, 50)
+    p = clip_signal(clip, "prior", x, model)
+    d = clip_signal(clip, "density", x, model)
+    q = clip_signal(clip, "quality", x, model)
+    assert p.shape == (2, 4) and 0 <= p.min() and p.max() <= 1
+    assert d.shape == (2, 1, 40, 50) and 0 <= d.min() and d.max() <= 1
+    assert q.shape == (2, 3) and torch.allclose(q.sum(-1), torch.ones(2), atol=1e-4)
+
+
+@pytest.mark.parametrize("precision, device, fp16_ok, bf16_ok, expected", [
+    ("auto", "cpu", True, True, torch.float32),
+    ("auto", "mps", True, True, torch.float32),
+    ("auto", "cuda", True, True, torch.float16),
+    ("auto", "cuda", False, True, torch.float32),
+    ("fp32", "cuda", True, True, torch.float32),
+    ("bf16", "cuda", True, True, torch.bfloat16),
+    ("fp16", "cpu", False, False, torch.float16),
+])
+def test_choose_dtype(precision, device, fp16_ok, bf16_ok, expected):
+    assert choose_dtype(precision, device, fp16_ok, bf16_ok) == expected
+
+
+def test_choose_dtype_refuses_unsupported_bf16_and_unknown_names():
+    with pytest.raises(InputError, match="bf16 is not supported on this cuda device"):
+        choose_dtype("bf16", "cuda", True, False)
+    with pytest.raises(InputError, match="precision must be one of auto, fp32, fp16, bf16"):
+        choose_dtype("int8", "cuda", True, True)
