@@ -45,6 +45,7 @@ DEFAULT_NLCL = {
     "negatives": 16,         # rain-layer patches per anchor
     "temperature": 0.1,
     "level": 0,              # SAR encoder level whose features embed the patches
+    "encoder": "ema",        # embed with the EMA encoder (frozen) or the student's own ("shared")
 }
 DEFAULT_EVAL = {"folder": None, "every_steps": 0, "tile": 256, "max_images": 0}
 

@@ -64,10 +64,12 @@ class TrainNet(nn.Module):
         super().__init__()
         self.restorer = restorer
 
-    def forward(self, x, prior=None, density=None, extra: Optional[torch.Tensor] = None):
+    def forward(self, x, prior=None, density=None, extra: Optional[torch.Tensor] = None,
+                real: Optional[torch.Tensor] = None):
         out = self.restorer(x, prior, density)
         res = {k: getattr(out, k) for k in out.__dataclass_fields__}
         res["extra_quality_logits"] = encoder_signals(self.restorer, extra)[2] if extra is not None else None
+        res["real_image"] = self.restorer(real).image if real is not None else None   # NLCL stage
         return res
 
 
@@ -95,7 +97,7 @@ def load_init_weights(model: WeatherRestorer, path) -> None:
 
 
 class Trainer:
-    def __init__(self, cfg: TrainConfig, out_dir, device: str = "auto", dataset=None, real_dataset=None,
+    def __init__(self, cfg: TrainConfig, out_dir, device: str = "auto", dataset=None, real_crops=None,
                  show_progress: bool = True):
         self.cfg, self.out = cfg, Path(out_dir)
         self.world = int(os.environ.get("WORLD_SIZE", 1))
@@ -125,7 +127,7 @@ class Trainer:
         self.nlcl = None
         if cfg.nlcl["enabled"]:
             from .nlcl import NLCLStage
-            self.nlcl = NLCLStage(cfg.nlcl, cfg.seed, self.rank, self.world, real_dataset)
+            self.nlcl = NLCLStage(cfg.nlcl, cfg.seed, self.rank, self.world, real_crops)
         self.step, self.elapsed = 0, 0.0
         self._stop = False
 
@@ -191,7 +193,8 @@ class Trainer:
             n = max(1, int(math.ceil(B * w["quality_fraction"])))
             medium = L.medium_tier(clean[:n], weathered[:n], w["medium_range"], g)
             extra = torch.cat([clean[:n], medium])
-        out = self.net(weathered, prior if use_gt else None, density if use_gt else None, extra)
+        real = self.nlcl.batch(step, weathered.device) if self.nlcl is not None else None
+        out = self.net(weathered, prior if use_gt else None, density if use_gt else None, extra, real)
         y = out["image"]
 
         terms = L.image_losses(y, clean, w)                              # each (B,)
@@ -221,7 +224,7 @@ class Trainer:
                 parts["srd_feature"] = w["srd_feature"] * L.feature_distill_loss(out["sar_features"], tf)
         total = parts["image"] + sum(v for k, v in parts.items() if k not in terms and k != "image")
         if self.nlcl is not None:
-            nl = self.nlcl.loss(self.net, self.model, step)
+            nl = self.nlcl.loss(real, out["real_image"], self.model, self.ema.model, step)
             parts["nlcl"] = nl
             total = self.cfg.nlcl["paired_weight"] * total + self.cfg.nlcl["weight"] * nl
         parts["total"] = total
