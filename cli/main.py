@@ -8,6 +8,7 @@ COMMANDS = {
     "restore": "restore",
     "bench": "bench",
     "train": "train",
+    "export": "export",
     "evaluate": "evaluate",
     "learn-prompts": "learn_prompts",
 }

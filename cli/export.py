@@ -1,0 +1,68 @@
+"""`python weather.py export`: training checkpoint -> `.safetensors` + its weights-manifest entry.
+
+    python weather.py export --checkpoint runs/s/last.pt --out weights/weather-s-v1.safetensors \\
+        --id weather-s-v1 --eval rain100L=../shared/data/eval/rain100L --eval hsts=../shared/data/eval/hsts \\
+        [--write-manifest] [--entry-out entry.json]
+The entry (sha256, bytes, config, training data, measured scores) is printed as JSON.
+"""
+import argparse
+import json
+import logging
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+
+def _named_folder(text: str):
+    name, sep, folder = text.partition("=")
+    if not sep or not name or not folder:
+        raise argparse.ArgumentTypeError(f"--eval wants NAME=FOLDER (e.g. rain100L=../shared/data/eval/rain100L); got {text!r}")
+    return name, folder
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("export", help="export a training checkpoint to .safetensors with its manifest entry",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--checkpoint", required=True, type=Path, help="training checkpoint (runs/<name>/last.pt)")
+    p.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
+    p.add_argument("--id", required=True, help="manifest id of the weights, e.g. weather-s-v1")
+    p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA weights")
+    p.add_argument("--eval", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
+                   help="paired folder to score the exported weights on (repeatable)")
+    p.add_argument("--tile", type=int, default=512, help="tile side for evaluation (default 512)")
+    p.add_argument("--limit", type=int, help="score only the first N pairs of each folder")
+    p.add_argument("--device", default="auto", help="device for evaluation: auto | cpu | cuda | mps")
+    p.add_argument("--licence", default=None, help="licence recorded in the entry (default: research-only)")
+    p.add_argument("--entry-out", type=Path, help="also write the manifest entry as JSON here")
+    p.add_argument("--write-manifest", action="store_true",
+                   help="add the entry to weights_manifest.json (replacing an entry with the same id)")
+    p.add_argument("--manifest", type=Path, default=None, help="manifest file (default: the pack's)")
+    p.set_defaults(run=run)
+
+
+def run(args) -> int:
+    from ..hub.manifest import MANIFEST_PATH
+    from ..models.weights_io import WeightsError
+    from ..training import export as E
+    from ..training.trainer import pick_device
+
+    if args.out.suffix != ".safetensors":
+        raise SystemExit(f"export: --out must end in .safetensors; got {args.out}")
+    try:
+        path, model, ck = E.export_checkpoint(args.checkpoint, args.out, args.id, ema=not args.raw)
+    except (FileNotFoundError, RuntimeError, WeightsError) as e:
+        raise SystemExit(f"export: {e}") from e
+    scores = {}
+    if args.eval:
+        model = model.to(pick_device(args.device))
+        scores = E.measure_scores(model, dict(args.eval), tile=args.tile, limit=args.limit)
+    entry = E.manifest_entry(path, args.id, model, ck, scores, ema=not args.raw,
+                             licence=args.licence or E.DEFAULT_LICENCE)
+    text = json.dumps(entry, indent=2)
+    print(text)
+    if args.entry_out:
+        args.entry_out.parent.mkdir(parents=True, exist_ok=True)
+        args.entry_out.write_text(text + "\n")
+    if args.write_manifest:
+        E.write_manifest_entry(entry, args.manifest or MANIFEST_PATH)
+    return 0

@@ -1,0 +1,105 @@
+"""Export round trip: checkpoint -> .safetensors (EMA weights, config in metadata) -> load ->
+evaluate, and the manifest entry (sha256, bytes, config, training data, scores)."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from weather_restore.evaluation.evaluate import evaluate_folder
+from weather_restore.hub.manifest import find_entry, verify_file
+from weather_restore.models.weights_io import load_restorer, read_metadata
+from weather_restore.training import export as E
+from weather_restore.training.trainer import Trainer
+
+_spec = importlib.util.spec_from_file_location("_train_helpers", Path(__file__).with_name("train_helpers.py"))
+_helpers = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_helpers)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    tr = Trainer(_helpers.tiny_train_config(steps=3, ema_decay=0.5), tmp_path / "run",
+                 dataset=_helpers.FakeWeather(), show_progress=False)
+    tr.fit()
+    return tmp_path / "run" / "last.pt", tr
+
+
+def _paired_folder(root: Path, n: int = 2) -> Path:
+    g = np.random.default_rng(0)
+    for sub in ("input", "target"):
+        (root / sub).mkdir(parents=True)
+    for i in range(n):
+        clean = g.integers(0, 256, (20, 28, 3), dtype=np.uint8)
+        rain = np.clip(clean.astype(int) + g.integers(0, 60, (20, 28, 3)), 0, 255).astype(np.uint8)
+        Image.fromarray(clean).save(root / "target" / f"{i}.png")
+        Image.fromarray(rain).save(root / "input" / f"{i}.png")
+    return root
+
+
+def test_export_load_evaluate_round_trip(checkpoint, tmp_path):
+    ckpt_path, trainer = checkpoint
+    out = tmp_path / "w" / "weather-tiny-test.safetensors"
+    path, model, ck = E.export_checkpoint(ckpt_path, out, "weather-tiny-test")
+    loaded = load_restorer(path)
+    ema_state, raw_state = trainer.ema.model.state_dict(), trainer.model.state_dict()
+    assert all(torch.equal(v, ema_state[k]) for k, v in loaded.state_dict().items())
+    assert any(not torch.equal(v, raw_state[k]) for k, v in loaded.state_dict().items())   # EMA, not raw
+    meta = read_metadata(path)
+    assert meta["id"] == "weather-tiny-test" and json.loads(meta["training"])["steps"] == 3
+
+    folder = _paired_folder(tmp_path / "pairs")
+    scores = E.measure_scores(loaded, {"toy": str(folder)}, tile=64, progress=False)
+    direct = evaluate_folder(loaded, folder, tile=64, progress=False)
+    assert scores["toy"]["count"] == 2
+    assert scores["toy"]["model"]["y_psnr"] == pytest.approx(direct["rows"][1]["y_psnr"], abs=1e-4)
+    assert scores["toy"]["input"]["y_psnr"] == pytest.approx(direct["rows"][0]["y_psnr"], abs=1e-4)
+
+    entry = E.manifest_entry(path, "weather-tiny-test", loaded, ck, scores)
+    assert entry["kind"] == "restorer" and entry["bytes"] == path.stat().st_size and len(entry["sha256"]) == 64
+    assert entry["config"]["name"] == "tiny" and entry["trained_on"]["steps"] == 3
+    assert entry["trained_on"]["teacher"] == "ema" and entry["scores"]["toy"]["count"] == 2
+    verify_file(path, entry)                                   # the entry vouches for the file
+
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"schema": 1, "weights": [{"id": "other", "kind": "clip"}]}))
+    E.write_manifest_entry(entry, manifest)
+    E.write_manifest_entry({**entry, "notes": "second export"}, manifest)   # same id: replaced
+    ids = [e["id"] for e in json.loads(manifest.read_text())["weights"]]
+    assert ids == ["other", "weather-tiny-test"]
+    assert find_entry("weather-tiny-test", manifest)["notes"] == "second export"
+
+
+def test_export_command_prints_the_entry(checkpoint, tmp_path, capsys):
+    from weather_restore.cli.main import main
+    ckpt_path, _ = checkpoint
+    out = tmp_path / "x.safetensors"
+    manifest = tmp_path / "m.json"
+    manifest.write_text(json.dumps({"schema": 1, "weights": []}))
+    folder = _paired_folder(tmp_path / "pairs")
+    rc = main(["export", "--checkpoint", str(ckpt_path), "--out", str(out), "--id", "t1", "--raw",
+               "--eval", f"toy={folder}", "--tile", "64", "--device", "cpu",
+               "--write-manifest", "--manifest", str(manifest), "--entry-out", str(tmp_path / "e.json")])
+    assert rc == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads((tmp_path / "e.json").read_text())
+    assert printed["trained_on"]["weights"] == "raw" and printed["scores"]["toy"]["count"] == 2
+    assert json.loads(manifest.read_text())["weights"][0]["sha256"] == printed["sha256"]
+
+
+def test_export_refuses_a_bad_checkpoint(tmp_path):
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"nope")
+    with pytest.raises(RuntimeError, match="unreadable"):
+        E.export_checkpoint(bad, tmp_path / "x.safetensors", "x")

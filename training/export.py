@@ -1,0 +1,112 @@
+"""Trained checkpoint -> `.safetensors` (EMA weights, config in metadata) and its manifest entry.
+
+The entry records what DESIGN.md asks of every weight file: id, file, full sha256, bytes,
+architecture config, licence, training data and setup (steps, teacher, CLIP used, NLCL), and the
+scores that `evaluate_folder` measured on the given paired folders (input-vs-target beside them).
+`write_manifest_entry` adds it to weights_manifest.json, replacing an entry with the same id.
+"""
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Dict, Optional
+
+from ..hub.manifest import MANIFEST_PATH, PACK_ROOT, sha256_file
+from ..models import WeatherRestorer
+from ..models.config import RestorerConfig
+from ..models.weights_io import load_state_strict, save_restorer
+from .checkpoint import load_checkpoint
+
+log = logging.getLogger(__name__)
+SCORE_KEYS = ("y_psnr", "y_ssim", "rgb_psnr")
+DEFAULT_LICENCE = "research-only"
+DEFAULT_NOTES = ("Trained by this pack on weather synthesized over research-licensed photos (BSDS500, Urban100, "
+                 "Sun-Hays 80, Set5/14, Kodak) and CC-BY/GPL wallpapers; see `trained_on`.")
+
+
+def model_from_checkpoint(path, ema: bool = True):
+    """(WeatherRestorer in eval mode with the checkpoint's EMA or raw weights, the checkpoint dict)."""
+    ck = load_checkpoint(path)
+    cfg = RestorerConfig.from_json(ck["model_config"])
+    model = WeatherRestorer(cfg)
+    load_state_strict(model, ck["ema"]["model"] if ema else ck["model"], f"{path} ({'EMA' if ema else 'raw'} weights)")
+    return model.eval(), ck
+
+
+def training_summary(ck: dict, ema: bool = True) -> dict:
+    """What the weights were trained on and how, from the checkpoint's train config."""
+    tc = ck["config"]
+    nlcl = tc.get("nlcl", {})
+    teacher = tc.get("teacher", {})
+    return {
+        "train_config": tc.get("name"),
+        "steps": int(ck["step"]),
+        "train_seconds": round(float(ck.get("elapsed", 0.0)), 1),
+        "crop": tc.get("crop"), "batch": tc.get("batch"),
+        "weights": "EMA" if ema else "raw",
+        "data": [str(r) for r in tc.get("data_roots", [])],
+        "synthesis_recipes": tc.get("recipe_weights") or "synthesizer defaults",
+        "real_unpaired": nlcl.get("real_root") if nlcl.get("enabled") else None,
+        "teacher": teacher.get("kind"),
+        "clip": teacher.get("clip") if teacher.get("kind") == "clip" else None,
+        "init_weights": tc.get("init_weights"),
+    }
+
+
+def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True):
+    """Write the `.safetensors` file; returns (path, model, checkpoint dict)."""
+    model, ck = model_from_checkpoint(checkpoint, ema)
+    meta = {"id": entry_id, "training": training_summary(ck, ema)}
+    path = save_restorer(model, out, meta)
+    log.info("wrote %s (%s weights of step %d)", path, "EMA" if ema else "raw", ck["step"])
+    return path, model, ck
+
+
+def measure_scores(model, folders: Dict[str, str], tile: int = 512, overlap: int = 64,
+                   limit: Optional[int] = None, progress: bool = True) -> dict:
+    """name -> {folder, count, protocol, input: {...}, model: {...}} from evaluate_folder."""
+    from ..evaluation.evaluate import evaluate_folder
+    scores = {}
+    for name, folder in folders.items():
+        res = evaluate_folder(model, folder, tile=tile, overlap=overlap, limit=limit, name=name, progress=progress)
+        scores[name] = {"folder": str(folder), "count": res["count"], "protocol": res["protocol"],
+                        "tile": tile, "overlap": overlap,
+                        "input": {k: round(res["rows"][0][k], 4) for k in SCORE_KEYS},
+                        "model": {k: round(res["rows"][-1][k], 4) for k in SCORE_KEYS}}
+    return scores
+
+
+def manifest_entry(path, entry_id: str, model: WeatherRestorer, ck: dict, scores: dict, ema: bool = True,
+                   licence: str = DEFAULT_LICENCE, notes: str = DEFAULT_NOTES) -> dict:
+    path = Path(path).resolve()
+    entry = {"id": entry_id, "kind": "restorer", "file_name": path.name}
+    try:
+        entry["path"] = path.relative_to(PACK_ROOT).as_posix()          # bundled with the pack
+    except ValueError:
+        entry["path"] = None
+    entry.update({
+        "sha256": sha256_file(path), "bytes": path.stat().st_size,
+        "config": json.loads(model.cfg.to_json()), "licence": licence,
+        "trained_on": training_summary(ck, ema), "clip": training_summary(ck, ema)["clip"],
+        "scores": scores, "notes": notes,
+    })
+    if entry["path"] is None:
+        del entry["path"]
+    return entry
+
+
+def write_manifest_entry(entry: dict, manifest_path=MANIFEST_PATH) -> Path:
+    """Add `entry` to the manifest (replacing one with the same id), written atomically."""
+    manifest_path = Path(manifest_path)
+    data = json.loads(manifest_path.read_text())
+    weights = data.setdefault("weights", [])
+    ids = [e.get("id") for e in weights]
+    if entry["id"] in ids:
+        weights[ids.index(entry["id"])] = entry
+    else:
+        weights.append(entry)
+    tmp = manifest_path.with_name(manifest_path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    os.replace(tmp, manifest_path)
+    log.info("%s entry '%s' in %s", "replaced" if entry["id"] in ids else "added", entry["id"], manifest_path)
+    return manifest_path
