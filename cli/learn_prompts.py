@@ -48,7 +48,11 @@ def pick_device(name: str):
 
 def make_dataset(roots, crop: int, seed: int):
     """The synthesizer's dataset; items have weathered, clean (3, H, W) and density (1, H, W)."""
-    from ..training.synth import SyntheticWeatherDataset
+    try:
+        from ..training.synth import SyntheticWeatherDataset
+    except ImportError as e:
+        raise SystemExit(f"learn-prompts needs the weather synthesizer (training/synth), which cannot be imported "
+                         f"here: {e}") from e
     return SyntheticWeatherDataset([str(r) for r in roots], crop=crop, seed=seed)
 
 
@@ -76,8 +80,14 @@ def run(args) -> int:
     from ..models.clip.prompt_io import save_prompts
     from ..training.prompt_learning import PromptLearningConfig, PromptTrainer
 
+    from ..hub.clip_loader import ClipUnavailableError
+    from ..models.weights_io import WeightsError
+
     device = pick_device(args.device)
-    bundle = load_clip(args.clip, device=device, search_dirs=args.clip_dir, allow_download=not args.offline)
+    try:
+        bundle = load_clip(args.clip, device=device, search_dirs=args.clip_dir, allow_download=not args.offline)
+    except (ClipUnavailableError, WeightsError) as e:
+        raise SystemExit(f"learn-prompts: {e}") from e
     dataset = make_dataset(args.data, args.crop, args.seed)
     loader = DataLoader(dataset, batch_size=args.batch_size, shuffle=True, drop_last=len(dataset) >= args.batch_size,
                         num_workers=args.workers, generator=torch.Generator().manual_seed(args.seed))

@@ -162,7 +162,7 @@ def locate(entry: dict, search_dirs: Sequence = (), allow_download: bool = True)
             return f
         if allow_download and not _offline():
             return _download(entry, search_dirs)
-    why = "offline (HF_HUB_OFFLINE is set)" if _offline() else "downloads are off" if hub else "no hub source"
+    why = "offline: HF_HUB_OFFLINE is set" if _offline() else "downloads are off" if hub else "no hub source"
     raise ClipUnavailableError(
         f"CLIP '{entry['id']}' needs the file {entry['file_name']}, which is not on this machine and "
         f"cannot be downloaded ({why}). To fix: {_where_to_put(entry, search_dirs)}. "
@@ -233,9 +233,8 @@ def build(entry: dict, path: Path, device, dtype):
     if name not in open_clip.list_models():
         raise WeightsError(f"manifest entry '{entry['id']}' names open_clip model '{name}', which this open_clip "
                            f"{getattr(open_clip, '__version__', '?')} does not know; upgrade open_clip_torch")
-    model = open_clip.create_model(name, pretrained=None, force_quick_gelu=bool(entry.get("quick_gelu")))
-    try:
-        open_clip.load_checkpoint(model, str(path), strict=True)
+    try:                                                        # open_clip loads a file given as `pretrained` strictly
+        model = open_clip.create_model(name, pretrained=str(path), force_quick_gelu=bool(entry.get("quick_gelu")))
     except (RuntimeError, KeyError, ValueError) as e:
         raise WeightsError(f"{path} does not fit open_clip model '{name}' of entry '{entry['id']}': {e}") from e
     model = model.to(device=device, dtype=dtype).eval().requires_grad_(False)

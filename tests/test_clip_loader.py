@@ -15,6 +15,15 @@ TINY_NAME = "weather-test-tiny-clip"
 
 
 @pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: with two threads on a busy 2-core machine, thread hand-offs cost ~100x the work."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):
     """No test here may reach the network: offline, and an empty Hugging Face cache."""
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -174,3 +183,52 @@ def test_learned_prompts_found_through_the_manifest(tmp_path, tiny_file):
     bad = _manifest(tmp_path, [_entry(path), dict(entry, sha256="f" * 64)])
     with pytest.raises(WeightsError):
         CL.load_clip("tiny-clip", search_dirs=[path.parent, tmp_path], manifest=bad)
+
+
+def test_a_file_of_another_architecture_is_refused(tmp_path, tiny_file):
+    path, _ = tiny_file
+    model, _ = build_tiny_clip(seed=0, config=dict(TINY_CLIP_CONFIG, embed_dim=16))
+    other = tmp_path / "other.safetensors"
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(other))
+    m = _manifest(tmp_path, [_entry(other, file_name="other.safetensors")])
+    with pytest.raises(WeightsError, match="does not fit open_clip model"):
+        CL.load_clip("tiny-clip", search_dirs=[tmp_path], manifest=m)
+
+
+def test_download_goes_through_huggingface_hub_and_is_verified(tmp_path, tiny_file, monkeypatch):
+    """Online: hf_hub_download is called with the manifest's repo / file / revision (a fake here: no network)."""
+    import sys
+    import types
+    path, _ = tiny_file
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    calls = []
+
+    def fake_download(repo_id, filename, revision=None):
+        calls.append((repo_id, filename, revision))
+        if repo_id == "example/broken":
+            raise OSError("connection refused")
+        dest = tmp_path / "downloaded" / filename
+        dest.parent.mkdir(exist_ok=True)
+        dest.write_bytes(path.read_bytes())
+        return str(dest)
+
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=fake_download))
+    hub = {"repo": "example/tiny-clip", "revision": "abc", "file": "open_clip_model.safetensors"}
+    b = CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path, hub=hub)]))
+    assert calls == [("example/tiny-clip", "open_clip_model.safetensors", "abc")]
+    assert b.path == tmp_path / "downloaded" / "open_clip_model.safetensors"
+    broken = dict(hub, repo="example/broken")
+    with pytest.raises(CL.ClipUnavailableError, match=r"could not be downloaded \(OSError.*tiny_clip\.safetensors"):
+        CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path, hub=broken)]))
+    CL.clear_clip_cache()
+    with pytest.raises(WeightsError, match="sha256"):                     # a downloaded file is verified too
+        CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path, hub=hub, sha256="1" * 64)]))
+
+
+def test_missing_huggingface_hub_says_how_to_install(tmp_path, tiny_file, monkeypatch):
+    import sys
+    path, _ = tiny_file
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)            # import fails
+    with pytest.raises(CL.ClipUnavailableError, match="pip install huggingface_hub.*tiny_clip.safetensors"):
+        CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path)]))

@@ -10,6 +10,15 @@ from weather_restore.models.clip.tiny import TINY_MEAN, TINY_STD, build_tiny_cli
 from weather_restore.models.signals import QUALITY_TIERS, WEATHER_TYPES
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: with two threads on a busy 2-core machine, thread hand-offs cost ~100x the work."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def clip():
     return build_tiny_clip(seed=0)
@@ -71,6 +80,34 @@ def test_value_path_is_self_attention_only(clip):
     y = block.ln_1(x)
     expected = block.ls_1(block.attn(y, y, y, need_weights=False, attn_mask=mask)[0])
     torch.testing.assert_close(D._value_path(block, x), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_value_path_of_open_clip_custom_blocks():
+    """Same check for open_clip's custom attention block (head scales, inner and outer norms)."""
+    from weather_restore.models.clip.tiny import TINY_CLIP_CONFIG
+    vision = dict(TINY_CLIP_CONFIG["vision_cfg"], block_type="custom", scale_heads=True, scale_attn_inner=True,
+                  scale_attn=True)
+    model, tok = build_tiny_clip(seed=0, config=dict(TINY_CLIP_CONFIG, vision_cfg=vision))
+    block = model.visual.transformer.resblocks[-1]
+    with torch.no_grad():
+        block.attn.head_scale.uniform_(0.5, 2.0)
+    x = torch.randn(2, 5, 32)
+    mask = torch.full((5, 5), float("-inf")).fill_diagonal_(0)
+    expected = block.ls_1(block.ln_attn(block.attn(block.ln_1(x), attn_mask=mask)))
+    torch.testing.assert_close(D._value_path(block, x), expected, atol=1e-5, rtol=1e-5)
+    d = ClipSignals(model, tok, TINY_MEAN, TINY_STD).density(_images(1, 30, 50))
+    assert d.shape == (1, 1, 30, 50) and torch.isfinite(d).all()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_models_agree_with_float32(clip, signals, dtype):
+    model, tok = build_tiny_clip(seed=0)
+    half = ClipSignals(model.to(dtype), tok, TINY_MEAN, TINY_STD)
+    x = _images(2, 45, 31)
+    for name in ("prior", "density", "quality"):
+        out, ref = getattr(half, name)(x), getattr(signals, name)(x)
+        assert out.dtype == torch.float32 and torch.isfinite(out).all()
+        assert (out - ref).abs().max() < 0.05, name
 
 
 def test_hooked_tokens_match_open_clip_intermediates(clip):
