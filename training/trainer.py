@@ -118,7 +118,10 @@ class Trainer:
         self.net = TrainNet(self.model)
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids, find_unused_parameters=True)
+            w = cfg.loss        # a head without a loss, or skipped on some steps, leaves parameters unused
+            every_step = all(w[k] for k in ("prior", "density", "quality")) and int(w["quality_every"]) == 1
+            self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids,
+                                                           find_unused_parameters=not every_step)
         self.opt = build_optimizer(self.model, cfg.lr, cfg.weight_decay, cfg.betas)
         self.sched = build_scheduler(self.opt, cfg.steps, cfg.warmup, cfg.min_lr_ratio)
         self.teacher = build_teacher(cfg.teacher, self.ema.model, self.device) if cfg.loss["srd"] or \
