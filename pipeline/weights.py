@@ -23,7 +23,7 @@ BUNDLED_PREFIX = "bundled/"
 
 
 def entry_file_name(entry: dict) -> str:
-    name = entry.get("file") or entry.get("path") or (entry.get("hub") or {}).get("file") or ""
+    name = entry.get("file_name") or entry.get("file") or entry.get("path") or (entry.get("hub") or {}).get("file") or ""
     return Path(name).name
 
 

@@ -89,6 +89,7 @@ def test_user_file_known_by_sha256_unknown_or_clashing_name(tmp_path, weights_fi
 
 
 def test_entry_file_name_from_any_field():
+    assert entry_file_name({"file_name": "a.safetensors", "path": "weights/x.safetensors"}) == "a.safetensors"
     assert entry_file_name({"file": "a.safetensors"}) == "a.safetensors"
     assert entry_file_name({"path": "weights/b.safetensors"}) == "b.safetensors"
     assert entry_file_name({"hub": {"repo": "r", "file": "dir/c.safetensors"}}) == "c.safetensors"
