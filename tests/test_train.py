@@ -103,3 +103,18 @@ def test_step_losses_use_the_labels_and_quality_tiers(tmp_path):
     for name in ("quality_head", "prior_head", "density_head", "sar"):
         grads = [p.grad for n, p in tr.model.named_parameters() if n.startswith(name)]
         assert grads and all(g is not None and g.abs().sum() > 0 for g in grads), name
+
+
+@pytest.mark.parametrize("teacher", [{"kind": "none"}, {"kind": "clip", "clip": "tiny-random"}])
+def test_pluggable_srd_teachers(tmp_path, teacher):
+    cfg = tiny_train_config(steps=1, teacher=teacher)
+    tr = Trainer(cfg, tmp_path, dataset=FakeWeather(n=2), show_progress=False)
+    items = [FakeWeather(n=2)[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("weathered", "clean", "prior", "density")}
+    parts = tr.losses(batch, step=0)
+    if teacher["kind"] == "none":
+        assert tr.teacher is None and "srd" not in parts
+    else:
+        target = tr.teacher.targets(batch["clean"], batch["weathered"])
+        assert target.shape[:2] == (2, 1) and 0 <= target.min() and target.max() <= 1
+        assert torch.isfinite(parts["srd"]) and parts["srd"] > 0

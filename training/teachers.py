@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.restorer import WeatherRestorer, pad_to_multiple
+from .train_config import resolve_path
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +58,32 @@ class EMATeacher:
 
 
 class ClipTeacher:
+    """Real CLIP: `choice` is a manifest id or a weights file (hub/clip_loader.load_clip), or
+    "tiny-random", a random tiny open_clip for smoke runs (its targets mean nothing)."""
     kind = "clip"
 
-    def __init__(self, choice: str, device, mean=None, std=None):
+    def __init__(self, choice: str, device, mean=None, std=None, search_dirs=(), allow_download: bool = True):
         try:
-            from ..hub.clip_loader import load_clip
             from ..models.clip import ClipSRDTeacher
         except ImportError as e:
-            raise ImportError(f"teacher.kind='clip' needs models/clip and hub/clip_loader ({e}); "
-                              f"use teacher.kind='ema' or 'none'") from e
-        loaded = load_clip(choice, device, torch.float32)
-        if isinstance(loaded, tuple):
-            self.teacher = ClipSRDTeacher(*loaded)
+            raise ImportError(f"teacher.kind='clip' needs models/clip and open_clip ({e}); "
+                              f"pip install open_clip_torch, or use teacher.kind='ema' or 'none'") from e
+        if choice == "tiny-random":
+            from ..models.clip.tiny import TINY_MEAN, TINY_STD, build_tiny_clip
+            model, _ = build_tiny_clip(seed=0)
+            self.teacher = ClipSRDTeacher(model.to(device), mean or TINY_MEAN, std or TINY_STD)
         else:
-            self.teacher = ClipSRDTeacher(loaded, mean, std)
+            from ..hub.clip_loader import load_clip
+            bundle = load_clip(choice, device, torch.float32, search_dirs=search_dirs, allow_download=allow_download)
+            self.teacher = ClipSRDTeacher(bundle, mean, std)
+        log.info("SRD teacher: CLIP %s", choice)
 
     @torch.no_grad()
     def targets(self, clean: torch.Tensor, weathered: torch.Tensor) -> torch.Tensor:
         return self.teacher.targets(clean, weathered).clamp(0, 1)
 
     def features(self, x):
-        return None
+        return None                 # no feature term with CLIP: its features are not the student's
 
 
 def build_teacher(spec: dict, ema_model: Optional[WeatherRestorer], device):
@@ -91,5 +97,7 @@ def build_teacher(spec: dict, ema_model: Optional[WeatherRestorer], device):
     if kind == "clip":
         if not spec.get("clip"):
             raise ValueError("teacher.kind='clip' needs teacher.clip (a CLIP choice or a local weights file)")
-        return ClipTeacher(spec["clip"], device, spec.get("clip_mean"), spec.get("clip_std"))
+        return ClipTeacher(spec["clip"], device, spec.get("clip_mean"), spec.get("clip_std"),
+                           [str(resolve_path(d)) for d in spec.get("clip_dirs") or []],
+                           bool(spec.get("allow_download", True)))
     raise ValueError(f"unknown teacher kind {kind!r}; use none, ema or clip")

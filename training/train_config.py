@@ -30,7 +30,10 @@ DEFAULT_LOSS = {
     "srd_feature": 0.0,      # optional: student SAR features on weathered vs teacher encoder on clean
     "gt_signal_prob": 0.5,   # probability to feed the synthesizer's labels (not the heads) as p and D
 }
-DEFAULT_TEACHER = {"kind": "ema", "clip": None, "clip_mean": None, "clip_std": None}
+# kind: none | ema | clip; clip: manifest id, weights file, or "tiny-random" (smoke runs only);
+# clip_dirs: folders searched for CLIP files (e.g. ComfyUI/models/clip); allow_download: where online
+DEFAULT_TEACHER = {"kind": "ema", "clip": None, "clip_mean": None, "clip_std": None, "clip_dirs": [],
+                   "allow_download": True}
 DEFAULT_NLCL = {
     "enabled": False,
     "real_root": "../shared/data/train/real_rain",
