@@ -43,34 +43,42 @@ def check_prior_rows(prior: torch.Tensor, batch: int, name: str = "prior") -> to
     return prior.float().clamp(0, 1).expand(batch, K)
 
 
+def shrink_on_oom(run: Callable[[int], torch.Tensor], tile: int, min_tile: int, what: str,
+                  oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
+                  on_oom: Optional[Callable[[int], None]] = None) -> Tuple[torch.Tensor, int]:
+    """run(tile), halving the tile (down to `min_tile`) on out-of-memory; returns (result, the tile
+    that worked). `on_oom(new_tile)` runs before each retry (free caches there)."""
+    t = tile
+    while True:
+        try:
+            return run(t), t
+        except tuple(oom_errors) as e:
+            if t <= min_tile:
+                raise OutOfMemory(
+                    f"out of memory even with {t}px tiles on {what}; free memory (unload other models), "
+                    f"choose precision fp16 in Load Weather Model, or make the image smaller") from e
+            t = max(min_tile, t // 2)
+            log.warning("out of memory on %s; retrying with %dpx tiles", what, t)
+            if on_oom is not None:
+                on_oom(t)
+
+
 def restore_tiled(model, x: torch.Tensor, prior=None, density=None, tile: int = 512, overlap: int = 64,
                   min_tile: int = 64, on_tile: Optional[Callable[[int, int], None]] = None,
                   should_stop: Optional[Callable[[], bool]] = None,
                   oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
                   on_oom: Optional[Callable[[int], None]] = None) -> Tuple[torch.Tensor, int]:
-    """models.tiling.restore_image, halving the tile (down to `min_tile`) on out-of-memory.
-
-    Returns (restored, the tile size that worked). The first try uses min(tile, longest side), so
-    a retry always makes the tiles smaller. `on_oom(new_tile)` runs before each retry (free caches there).
-    """
+    """models.tiling.restore_image with shrink_on_oom. The first try uses min(tile, longest side), so
+    a retry always makes the tiles smaller; the overlap shrinks to a quarter of a smaller tile."""
     H, W = x.shape[-2:]
-    t = min(tile, max(H, W))
-    ov = min(overlap, t // 2)
-    while True:
-        try:
-            y = restore_image(model, x, prior=prior, density=density, tile=t, overlap=min(ov, t - 1),
-                              on_tile=on_tile, should_stop=should_stop)
-            return y, t
-        except tuple(oom_errors) as e:
-            if t <= min_tile:
-                raise OutOfMemory(
-                    f"out of memory even with {t}px tiles on a {H}x{W} image; free memory (unload other "
-                    f"models), choose precision fp16 in Load Weather Model, or make the image smaller") from e
-            t = max(min_tile, t // 2)
-            ov = min(ov, t // 4)
-            log.warning("out of memory; retrying with %dpx tiles (overlap %d)", t, ov)
-            if on_oom is not None:
-                on_oom(t)
+    first = min(tile, max(H, W))
+
+    def run(t: int) -> torch.Tensor:
+        ov = min(overlap, t // 2 if t == first else t // 4, t - 1)
+        return restore_image(model, x, prior=prior, density=density, tile=t, overlap=ov,
+                             on_tile=on_tile, should_stop=should_stop)
+
+    return shrink_on_oom(run, first, min_tile, f"a {H}x{W} image", oom_errors, on_oom)
 
 
 def _count_tiles(h: int, w: int, tile: int, overlap: int, stride: int) -> int:
@@ -130,7 +138,8 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         pi = None if prior is None else prior[i:i + 1]
         di = None if density is None else density[i:i + 1]
         if (y1 - y0, x1 - x0) != (H, W) and (pi is None or di is None):
-            gp, gd = global_signals(model, xi, tile)           # whole-image signals for the crop
+            (gp, gd), tile = shrink_on_oom(lambda t: global_signals(model, xi, t), tile, min_tile,
+                                           f"the {H}x{W} image's signals", oom_errors, on_oom)   # for the crop
             pi = gp if pi is None else pi
             di = gd if di is None else di
         crop = xi[..., y0:y1, x0:x1]
@@ -141,8 +150,10 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
             if on_progress is not None:
                 on_progress(_before + done, _before + total + _rest)
 
-        restored, tile = restore_tiled(model, crop, pi, dc, tile, overlap, min_tile, on_tile, should_stop,
-                                       oom_errors, on_oom)     # (1, 3, h, w); later items keep a smaller tile
+        restored, used = restore_tiled(model, crop, pi, dc, tile, overlap, min_tile, on_tile, should_stop,
+                                       oom_errors, on_oom)     # (1, 3, h, w)
+        if used < min(tile, max(y1 - y0, x1 - x0)):             # it ran out of memory: later items start smaller
+            tile = used
         restored = restored.float()
         if not torch.isfinite(restored).all():
             raise NumericalError(

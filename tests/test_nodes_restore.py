@@ -204,3 +204,32 @@ def test_real_tiny_model_matches_restore_image(tiny_model):
     assert torch.allclose(out, ref, atol=1e-6)
     one = restore_batch(tiny_model, x[1:], tile=24, overlap=8)
     assert torch.allclose(out[1:], one, atol=1e-5)              # items do not see each other
+
+
+def test_oom_while_analysing_the_whole_image_for_a_region_also_shrinks():
+    class Analysing(LocalModel):
+        def predict_signals(self, x):
+            if max(x.shape[-2:]) > 32:
+                self.ooms += 1
+                raise torch.OutOfMemoryError("fake")
+            return super().predict_signals(x)
+
+    x = torch.rand(1, 3, 96, 96)
+    region = torch.zeros(1, 96, 96)
+    region[:, 40:50, 40:50] = 1
+    m = Analysing()
+    tiles_tried = []
+    out = restore_batch(m, x, region=region, feather=0, overlap=8, tile=128, min_tile=16, on_oom=tiles_tried.append)
+    assert tiles_tried == [64, 32] and m.ooms == 2
+    assert torch.allclose(out[..., 42:48, 42:48], f(x)[..., 42:48, 42:48], atol=1e-6)
+
+
+def test_a_small_crop_does_not_shrink_the_tiles_of_later_items():
+    x = torch.rand(2, 3, 96, 96)
+    region = torch.zeros(2, 96, 96)
+    region[0, 40:44, 40:44] = 1                                 # item 1: a small crop
+    region[1] = 1                                               # item 2: everything
+    m = LocalModel()
+    restore_batch(m, x, region=region, feather=0, overlap=8, tile=512)
+    assert m.calls[-1].shape == (1, 3, 96, 96)                  # item 2 still in one tile
+    assert max(m.calls[0].shape[-2:]) < 96
