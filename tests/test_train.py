@@ -118,3 +118,21 @@ def test_pluggable_srd_teachers(tmp_path, teacher):
         target = tr.teacher.targets(batch["clean"], batch["weathered"])
         assert target.shape[:2] == (2, 1) and 0 <= target.min() and target.max() <= 1
         assert torch.isfinite(parts["srd"]) and parts["srd"] > 0
+
+
+def test_a_stop_signal_checkpoints_and_resumes(tmp_path):
+    """SIGTERM / Ctrl-C: the step in flight finishes, a checkpoint is written, the run resumes there."""
+    import os
+    import signal
+    tr = Trainer(tiny_train_config(steps=6, ckpt_every_steps=100), tmp_path, dataset=FakeWeather(), show_progress=False)
+    step = tr.train_step
+
+    def step_then_signal(batch):
+        out = step(batch)
+        if tr.step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return out
+    tr.train_step = step_then_signal
+    tr.fit()
+    assert tr.step == 2 and load_checkpoint(tmp_path / "last.pt")["step"] == 2
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL        # handlers restored

@@ -53,7 +53,9 @@ def ssim(y: torch.Tensor, t: torch.Tensor, window: int = 11, sigma: float = 1.5,
 
 
 def image_losses(y: torch.Tensor, t: torch.Tensor, w: dict) -> dict:
-    """Per-sample (B,) image terms, each already multiplied by its weight from the loss config."""
+    """Per-sample (B,) image terms, each already multiplied by its weight from the loss config
+    (computed in float32 even under autocast)."""
+    y, t = y.float(), t.float()
     out = {"pixel": w["pixel"] * charbonnier(y, t, w.get("charbonnier_eps", 1e-3))}
     if w.get("freq", 0):
         out["freq"] = w["freq"] * frequency_l1(y, t)

@@ -44,3 +44,13 @@ def progress(start: int, total: int, enabled: bool = True):
     except ImportError:
         return _NoBar()
     return tqdm(total=total, initial=start, unit="step", dynamic_ncols=True, smoothing=0.05)
+
+
+def logging_to_bar():
+    """Context in which log lines print above the progress bar instead of through it."""
+    try:
+        from tqdm.contrib.logging import logging_redirect_tqdm
+    except ImportError:
+        import contextlib
+        return contextlib.nullcontext()
+    return logging_redirect_tqdm()

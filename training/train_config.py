@@ -75,6 +75,7 @@ class TrainConfig:
     flips: bool = True                    # random horizontal / vertical flips (same on every field)
     num_workers: int = 0
     threads: int = 0                      # torch threads; 0 = all cores
+    amp: str = "auto"                     # bf16 autocast: auto (on CUDA with bf16), bf16, off
     ckpt_every_steps: int = 500
     ckpt_every_minutes: float = 10.0
     log_every: int = 10
@@ -97,6 +98,8 @@ class TrainConfig:
         if self.crop < 8 or self.batch < 1 or self.steps < 0:
             raise ValueError(f"train config '{self.name}': need crop >= 8, batch >= 1, steps >= 0; got "
                              f"crop={self.crop}, batch={self.batch}, steps={self.steps}")
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"train config '{self.name}': amp must be auto, bf16 or off; got {self.amp!r}")
         if self.teacher["kind"] not in ("none", "ema", "clip"):
             raise ValueError(f"train config '{self.name}': teacher.kind must be none, ema or clip; "
                              f"got {self.teacher['kind']!r}")

@@ -108,6 +108,9 @@ class Trainer:
         if self.device.type == "cuda":
             torch.cuda.set_device(self.device)
         self.is_main = self.rank == 0
+        amp = cfg.amp if cfg.amp != "auto" else (
+            "bf16" if self.device.type == "cuda" and torch.cuda.is_bf16_supported() else "off")
+        self.amp = amp == "bf16"
         self.show_progress = show_progress and self.is_main
 
         torch.manual_seed(cfg.seed)
@@ -236,7 +239,8 @@ class Trainer:
     def train_step(self, batch: dict) -> dict:
         self.net.train()
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-        parts = self.losses(batch, self.step)
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
+            parts = self.losses(batch, self.step)
         self.opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip) \
@@ -272,46 +276,52 @@ class Trainer:
 
     def fit(self, steps: Optional[int] = None) -> dict:
         """Train until step `steps` (default cfg.steps); returns the last step's stats."""
-        from .runlog import CurveLog, progress
+        from .runlog import CurveLog, logging_to_bar, progress
         end = min(self.cfg.steps, steps) if steps is not None else self.cfg.steps
-        curve = CurveLog(self.out / "curve.jsonl") if self.is_main else None
+        self._curve = CurveLog(self.out / "curve.jsonl") if self.is_main else None
+        self._acc, self._last_ckpt = {}, time.time()
         old = self._install_signal_handlers()
-        last_ckpt_time, t_prev = time.time(), time.time()
-        acc, n_acc, stats = {}, 0, {}
+        stats, t_prev = {}, time.time()
         bar = progress(self.step, end, self.show_progress)
         try:
-            for batch in self.loader(end):
-                if self.step >= end or self._stop:
-                    break
-                stats = self.train_step(batch)
-                now = time.time()
-                self.elapsed += now - t_prev
-                t_prev = now
-                for k, v in stats.items():
-                    acc[k] = acc.get(k, 0.0) + v
-                n_acc += 1
-                bar.update(1)
-                bar.set_postfix(loss=f"{stats['total']:.4f}", lr=f"{self.sched.get_last_lr()[0]:.2e}")
-                if self.step % self.cfg.log_every == 0 or self.step == end:
-                    mean = {k: v / n_acc for k, v in acc.items()}
-                    log.info("step %d/%d %s", self.step, end, " ".join(f"{k}={v:.4g}" for k, v in mean.items()))
-                    if curve:
-                        curve.write(step=self.step, elapsed_s=round(self.elapsed, 2),
-                                    lr=self.sched.get_last_lr()[0], losses=mean)
-                    acc, n_acc = {}, 0
-                ev = self.cfg.eval
-                if ev["folder"] and ev["every_steps"] and self.step % ev["every_steps"] == 0 and curve:
-                    curve.write(step=self.step, elapsed_s=round(self.elapsed, 2), eval=self.evaluate())
-                if self.step % max(1, self.cfg.ckpt_every_steps) == 0 or \
-                        now - last_ckpt_time >= 60 * self.cfg.ckpt_every_minutes:
-                    self.save()
-                    last_ckpt_time = time.time()
+            with logging_to_bar() if self.show_progress else contextlib.nullcontext():
+                for batch in self.loader(end):
+                    if self.step >= end or self._stop:
+                        break
+                    stats = self.train_step(batch)
+                    now = time.time()
+                    self.elapsed += now - t_prev          # wall time of this run, summed over resumes
+                    t_prev = now
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{stats['total']:.4f}", lr=f"{self.sched.get_last_lr()[0]:.2e}")
+                    self._after_step(stats, end, now)
         finally:
             bar.close()
             for s, h in old.items():
                 signal.signal(s, h)
         self.save()
         return stats
+
+    def _after_step(self, stats: dict, end: int, now: float) -> None:
+        """Log / curve line every log_every steps, evaluation, checkpoint every k steps or m minutes."""
+        for k, v in stats.items():
+            self._acc[k] = self._acc.get(k, 0.0) + v
+        self._acc["_n"] = self._acc.get("_n", 0) + 1
+        if self.step % self.cfg.log_every == 0 or self.step == end:
+            n = self._acc.pop("_n")
+            mean = {k: v / n for k, v in self._acc.items()}
+            log.info("step %d/%d %s", self.step, end, " ".join(f"{k}={v:.4g}" for k, v in mean.items()))
+            if self._curve:
+                self._curve.write(step=self.step, elapsed_s=round(self.elapsed, 2),
+                                  lr=self.sched.get_last_lr()[0], losses=mean)
+            self._acc = {}
+        ev = self.cfg.eval
+        if ev["folder"] and ev["every_steps"] and self.step % ev["every_steps"] == 0 and self._curve:
+            self._curve.write(step=self.step, elapsed_s=round(self.elapsed, 2), eval=self.evaluate())
+        if self.step % max(1, self.cfg.ckpt_every_steps) == 0 or \
+                now - self._last_ckpt >= 60 * self.cfg.ckpt_every_minutes:
+            self.save()
+            self._last_ckpt = time.time()
 
     def evaluate(self) -> dict:
         """Score the EMA weights on the configured paired folder (evaluation/evaluate.py); a failure
