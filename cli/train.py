@@ -6,6 +6,7 @@
 """
 import logging
 import os
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +31,6 @@ def run(args) -> int:
     import torch
     from ..training.runlog import attach_log_file
     from ..training.train_config import load_train_config
-    from ..training.trainer import Trainer
 
     cfg = load_train_config(args.config)
     if args.steps is not None and not args.resume:
@@ -40,15 +40,29 @@ def run(args) -> int:
     threads = args.threads if args.threads is not None else cfg.threads
     world = int(os.environ.get("WORLD_SIZE", 1))
     torch.set_num_threads(threads if threads > 0 else max(1, (os.cpu_count() or 1) // world))
-    if int(os.environ.get("RANK", 0)) == 0:
-        attach_log_file(os.path.join(args.out, "train.log"))
+    handler = attach_log_file(os.path.join(args.out, "train.log")) if int(os.environ.get("RANK", 0)) == 0 else None
+    try:
+        return _train(cfg, args, world)
+    finally:
+        if handler is not None:
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+def _train(cfg, args, world: int) -> int:
+    import torch
+    from ..training.trainer import Trainer
+
+    last = Path(args.out) / "last.pt"
+    if args.resume and not last.is_file():
+        raise SystemExit(f"train: --resume but {last} does not exist; start without --resume")
+    if not args.resume and last.is_file():
+        raise SystemExit(f"train: {last} exists: add --resume to continue it, or choose another --out")
     trainer = Trainer(cfg, args.out, device=args.device, show_progress=not args.no_progress)
     log.info("train config %s on %s (%d process%s, %d threads): %s", cfg.name, trainer.device, world,
              "es" if world > 1 else "", torch.get_num_threads(), cfg.to_dict())
     if args.resume:
         trainer.resume(steps=args.steps)
-    elif (trainer.out / "last.pt").is_file():
-        raise SystemExit(f"{trainer.out / 'last.pt'} exists: add --resume to continue it, or choose another --out")
     try:
         stats = trainer.fit(args.stop_at)
     finally:
