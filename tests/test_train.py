@@ -136,3 +136,22 @@ def test_a_stop_signal_checkpoints_and_resumes(tmp_path):
     tr.fit()
     assert tr.step == 2 and load_checkpoint(tmp_path / "last.pt")["step"] == 2
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL        # handlers restored
+
+
+def test_evaluation_during_training_goes_to_the_curve(tmp_path):
+    import numpy as np
+    from PIL import Image
+    g = np.random.default_rng(0)
+    for sub in ("input", "target"):
+        (tmp_path / "pairs" / sub).mkdir(parents=True)
+    for i in range(2):
+        clean = g.integers(0, 256, (24, 24, 3), dtype=np.uint8)
+        Image.fromarray(clean).save(tmp_path / "pairs" / "target" / f"{i}.png")
+        Image.fromarray(np.clip(clean.astype(int) + 40, 0, 255).astype(np.uint8)).save(tmp_path / "pairs" / "input" / f"{i}.png")
+    cfg = tiny_train_config(steps=2, log_every=100, eval={"folder": str(tmp_path / "pairs"), "every_steps": 2, "tile": 64})
+    tr = Trainer(cfg, tmp_path / "run", dataset=FakeWeather(), show_progress=False)
+    tr.fit()
+    lines = [json.loads(ln) for ln in (tmp_path / "run" / "curve.jsonl").read_text().splitlines()]
+    ev = [ln["eval"] for ln in lines if "eval" in ln]
+    assert len(ev) == 1 and ev[0]["count"] == 2
+    assert 0 < ev[0]["model"]["y_psnr"] < 100 and 0 < ev[0]["input"]["y_psnr"] < 100
