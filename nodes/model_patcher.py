@@ -1,4 +1,4 @@
-"""Devices through ComfyUI's memory manager only (STYLE.md habit 6): never `.cuda()`.
+"""Devices through ComfyUI's memory manager only (STYLE.md habit 6), never by hand.
 
 A network is built on the offload device and wrapped in a ModelPatcher; before use, the nodes
 ask comfy.model_management to load it (fully: these are plain torch modules, not comfy.ops ones,
