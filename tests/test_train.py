@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from weather_restore.training import checkpoint as ckpt_mod
+from weather_restore.training import losses as L_mod
 from weather_restore.training.checkpoint import load_checkpoint
 from weather_restore.training.trainer import Trainer
 
@@ -155,3 +156,21 @@ def test_evaluation_during_training_goes_to_the_curve(tmp_path):
     ev = [ln["eval"] for ln in lines if "eval" in ln]
     assert len(ev) == 1 and ev[0]["count"] == 2
     assert 0 < ev[0]["model"]["y_psnr"] < 100 and 0 < ev[0]["input"]["y_psnr"] < 100
+
+
+@pytest.mark.parametrize("perceiver", ["learned", "clip"])
+def test_difficulty_weights_come_from_the_quality_perceiver(tmp_path, perceiver, monkeypatch):
+    cfg = tiny_train_config(steps=1, teacher={"kind": "none", "clip": "tiny-random"},
+                            loss={"difficulty": 1.0, "difficulty_start": 0, "difficulty_perceiver": perceiver,
+                                  "gt_signal_prob": 1.0})
+    tr = Trainer(cfg, tmp_path, dataset=FakeWeather(n=2), show_progress=False)
+    assert (tr.perceiver is not None) == (perceiver == "clip")
+    items = [FakeWeather(n=2)[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("weathered", "clean", "prior", "density")}
+    seen = []
+    real = L_mod.difficulty_weights
+    monkeypatch.setattr(L_mod, "difficulty_weights", lambda s, k: seen.append(s) or real(s, k))
+    parts = tr.losses(batch, step=0)
+    (score,) = seen
+    assert score.shape == (2,) and 0 <= score.min() and score.max() <= 1
+    assert torch.isfinite(parts["image"])

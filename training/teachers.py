@@ -101,3 +101,23 @@ def build_teacher(spec: dict, ema_model: Optional[WeatherRestorer], device):
                            [str(resolve_path(d)) for d in spec.get("clip_dirs") or []],
                            bool(spec.get("allow_download", True)))
     raise ValueError(f"unknown teacher kind {kind!r}; use none, ema or clip")
+
+
+def build_clip_quality_perceiver(spec: dict, device):
+    """Perceive-IR's quality perceiver from CLIP (tier prompts, learned ones where the CLIP has
+    them): a callable x (B, 3, H, W) in [0, 1] -> quality score (B,) in [0, 1]. Uses the CLIP of
+    `teacher.clip`."""
+    from ..models.clip import ClipSignals
+    choice = spec.get("clip")
+    if not choice:
+        raise ValueError("loss.difficulty_perceiver='clip' needs teacher.clip (a CLIP choice or weights file)")
+    if choice == "tiny-random":
+        from ..models.clip.tiny import TINY_MEAN, TINY_STD, build_tiny_clip
+        model, tok = build_tiny_clip(seed=0)
+        signals = ClipSignals(model.to(device), tok, TINY_MEAN, TINY_STD)
+    else:
+        from ..hub.clip_loader import load_clip
+        b = load_clip(choice, device, torch.float32, search_dirs=[str(resolve_path(d)) for d in spec.get("clip_dirs") or []],
+                      allow_download=bool(spec.get("allow_download", True)))
+        signals = ClipSignals(b.model, b.tokenizer, b.mean, b.std, b.learned_prompts)
+    return signals.quality_score

@@ -26,6 +26,7 @@ DEFAULT_LOSS = {
     "medium_range": [0.25, 0.6],  # medium tier = clean + u * (weathered - clean), u in this range
     "difficulty": 0.5,       # Perceive-IR difficulty-adaptive weighting strength (0 = off)
     "difficulty_start": 500, # steps before the quality head is trusted to weight samples
+    "difficulty_perceiver": "learned",  # quality of the outputs from: learned (own head) | clip (teacher.clip)
     "srd": 0.05,             # soft residual distillation: SAR attention vs the teacher's map
     "srd_feature": 0.0,      # optional: student SAR features on weathered vs teacher encoder on clean
     "gt_signal_prob": 0.5,   # probability to feed the synthesizer's labels (not the heads) as p and D
@@ -100,6 +101,9 @@ class TrainConfig:
                              f"crop={self.crop}, batch={self.batch}, steps={self.steps}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"train config '{self.name}': amp must be auto, bf16 or off; got {self.amp!r}")
+        if self.loss["difficulty_perceiver"] not in ("learned", "clip"):
+            raise ValueError(f"train config '{self.name}': loss.difficulty_perceiver must be learned or clip; "
+                             f"got {self.loss['difficulty_perceiver']!r}")
         if self.teacher["kind"] not in ("none", "ema", "clip"):
             raise ValueError(f"train config '{self.name}': teacher.kind must be none, ema or clip; "
                              f"got {self.teacher['kind']!r}")

@@ -129,6 +129,10 @@ class Trainer:
         self.sched = build_scheduler(self.opt, cfg.steps, cfg.warmup, cfg.min_lr_ratio)
         self.teacher = build_teacher(cfg.teacher, self.ema.model, self.device) if cfg.loss["srd"] or \
             cfg.loss["srd_feature"] else None
+        self.perceiver = None
+        if cfg.loss["difficulty"] and cfg.loss["difficulty_perceiver"] == "clip":
+            from .teachers import build_clip_quality_perceiver
+            self.perceiver = build_clip_quality_perceiver(cfg.teacher, self.device)
         self.dataset = EpochView(dataset if dataset is not None else build_dataset(cfg), cfg.seed, cfg.flips)
         self.nlcl = None
         if cfg.nlcl["enabled"]:
@@ -208,8 +212,11 @@ class Trainer:
         weights = torch.ones_like(per_sample)
         if w["difficulty"] and step >= w["difficulty_start"]:
             with torch.no_grad():
-                q = encoder_signals(self.model, y.detach().clamp(0, 1))[2]
-                weights = L.difficulty_weights(quality_score(q.float().softmax(-1)), w["difficulty"])
+                if self.perceiver is not None:
+                    score = self.perceiver(y.detach().float().clamp(0, 1))
+                else:
+                    score = quality_score(encoder_signals(self.model, y.detach().clamp(0, 1))[2].float().softmax(-1))
+                weights = L.difficulty_weights(score.to(per_sample), w["difficulty"])
         parts = {k: v.mean() for k, v in terms.items()}
         parts["image"] = (weights * per_sample).mean()
         if w["prior"]:
