@@ -141,3 +141,14 @@ def test_epoch_view_sets_the_epoch_and_flips_deterministically():
     assert a["epoch"] == 3 and torch.equal(a["clean"], b["clean"])
     flipped = [not torch.equal(view[4 * e + 1]["clean"], _Items(4)[1]["clean"]) for e in range(16)]
     assert 3 < sum(flipped) < 16
+
+
+def test_quality_tiers_never_call_a_clean_sample_degraded():
+    clean = torch.rand(3, 3, 8, 8)
+    weathered = clean.clone()
+    weathered[0] += 0.3                                           # sample 0 weathered, 1 and 2 left clean
+    weathered[2] += 0.5 / 255                                     # below one grey level: still clean
+    tiers = L.quality_tiers(weathered, clean, n=2)
+    assert tiers.tolist() == [L.TIER_LOW, L.TIER_HIGH, L.TIER_HIGH,   # inputs
+                              L.TIER_HIGH, L.TIER_HIGH,               # clean images
+                              L.TIER_MEDIUM, L.TIER_HIGH]             # partly restored

@@ -84,6 +84,17 @@ def quality_loss(logits: torch.Tensor, tiers: torch.Tensor) -> torch.Tensor:
     return F.cross_entropy(logits, tiers)
 
 
+def quality_tiers(weathered: torch.Tensor, clean: torch.Tensor, n: int) -> torch.Tensor:
+    """Tier labels of [weathered (B), clean[:n], medium[:n]]: low, high, medium, except that a
+    sample the synthesizer left clean (the `clean` recipe: weathered == clean to 1/255) is high in
+    all three, so the head is never told that one image is both degraded and clean."""
+    is_clean = (weathered - clean).abs().flatten(1).amax(1) < 1 / 255                  # (B,)
+    high = torch.full_like(is_clean, TIER_HIGH, dtype=torch.long)
+    low = torch.where(is_clean, high, torch.full_like(high, TIER_LOW))
+    medium = torch.where(is_clean[:n], high[:n], torch.full_like(high[:n], TIER_MEDIUM))
+    return torch.cat([low, high[:n], medium])
+
+
 def medium_tier(clean: torch.Tensor, weathered: torch.Tensor, u_range, generator: Optional[torch.Generator] = None):
     """Partly restored images: clean + u * (weathered - clean), one u per sample in u_range."""
     lo, hi = u_range

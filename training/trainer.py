@@ -225,7 +225,7 @@ class Trainer:
             parts["density"] = w["density"] * L.density_loss(out["pred_density_logits"], density)
         if extra is not None:
             logits = torch.cat([out["quality_logits"], out["extra_quality_logits"]])
-            tiers = torch.tensor([L.TIER_LOW] * B + [L.TIER_HIGH] * n + [L.TIER_MEDIUM] * n, device=y.device)
+            tiers = L.quality_tiers(weathered, clean, n)
             parts["quality"] = w["quality"] * L.quality_loss(logits, tiers)
         if self.teacher is not None and w["srd"]:
             target = self.teacher.targets(pad_to_multiple(clean, self.model.cfg.stride),
