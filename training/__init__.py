@@ -1,0 +1,1 @@
+"""Training: weather synthesizer, losses, trainer, NLCL, export."""
