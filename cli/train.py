@@ -40,7 +40,10 @@ def run(args) -> int:
     threads = args.threads if args.threads is not None else cfg.threads
     world = int(os.environ.get("WORLD_SIZE", 1))
     torch.set_num_threads(threads if threads > 0 else max(1, (os.cpu_count() or 1) // world))
-    handler = attach_log_file(os.path.join(args.out, "train.log")) if int(os.environ.get("RANK", 0)) == 0 else None
+    rank = int(os.environ.get("RANK", 0))
+    if rank:                                   # one voice: only rank 0 logs progress and writes files
+        logging.getLogger().setLevel(logging.WARNING)
+    handler = attach_log_file(os.path.join(args.out, "train.log")) if rank == 0 else None
     try:
         return _train(cfg, args, world)
     finally:

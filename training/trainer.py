@@ -77,8 +77,9 @@ def build_dataset(cfg: TrainConfig):
     from .synth import SyntheticWeatherDataset  # the synthesizer, training/synth/
     roots = [str(resolve_path(r)) for r in cfg.data_roots]
     kw = {}
-    if cfg.recipe_weights:
-        kw = {"recipes": list(cfg.recipe_weights), "recipe_weights": [float(w) for w in cfg.recipe_weights.values()]}
+    if cfg.recipe_weights:                            # name -> weight; recipes left out are not drawn
+        kw = {"recipes": [k for k, v in cfg.recipe_weights.items() if v > 0],
+              "recipe_weights": {k: float(v) for k, v in cfg.recipe_weights.items()}}
     return SyntheticWeatherDataset(roots, crop=cfg.crop, seed=cfg.seed, **kw)
 
 
@@ -86,6 +87,9 @@ def load_init_weights(model: WeatherRestorer, path) -> None:
     """Start from a `.safetensors` export or a training checkpoint (its EMA weights)."""
     from ..models.weights_io import load_restorer, load_state_strict
     path = resolve_path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"init_weights {path} not found; train the base run first (e.g. runs/s/last.pt) "
+                                f"or point init_weights at an exported .safetensors file")
     if path.suffix == ".safetensors":
         src = load_restorer(path)
         if src.cfg != model.cfg:
