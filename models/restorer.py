@@ -77,6 +77,9 @@ class WeatherRestorer(nn.Module):
             nn.ModuleList(DualAggregationBlock(dims[i], cfg, token_dim, **kw) for _ in range(n))
             for i, n in zip(reversed(range(L - 1)), cfg.dec_blocks))
         self.out = nn.Conv2d(dims[0], 3, 3, padding=1, **kw)
+        with torch.no_grad():                  # start close to the identity: a small residual
+            self.out.weight.mul_(0.05)
+            self.out.bias.zero_()
 
     # -- encoder and heads -------------------------------------------------------------------
     def _encode(self, xp: torch.Tensor):
