@@ -7,6 +7,7 @@ import logging
 COMMANDS = {
     "restore": "restore",
     "bench": "bench",
+    "make-sample": "make_sample",
     "train": "train",
     "export": "export",
     "evaluate": "evaluate",
