@@ -81,9 +81,11 @@ class ImageData:
         H, W = self.pixels.shape[:2]
         if y.ndim != 4 or y.shape[0] != 1 or y.shape[1] != 3 or tuple(y.shape[-2:]) != (H, W):
             raise ValueError(f"restored tensor must be (1, 3, {H}, {W}) for this image; got {tuple(y.shape)}")
-        v = y[0].detach().float().cpu().permute(1, 2, 0)          # (3, H, W) -> (H, W, 3)
-        v = v.clamp(0, 1).mul_(self.max_value).round_()
-        return dataclasses.replace(self, pixels=v.numpy().astype(self.pixels.dtype))
+        pixels = np.empty_like(self.pixels)                        # (H, W, 3)
+        for c in range(3):                      # one channel at a time: no full-size float copy
+            v = y[0, c].detach().to("cpu", torch.float32).clamp(0, 1).mul_(self.max_value).round_()
+            pixels[..., c] = v.numpy()
+        return dataclasses.replace(self, pixels=pixels)
 
 
 def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
