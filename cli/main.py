@@ -8,6 +8,7 @@ COMMANDS = {
     "restore": "restore",
     "bench": "bench",
     "make-sample": "make_sample",
+    "model-cost": "model_cost",
     "train": "train",
     "export": "export",
     "evaluate": "evaluate",
