@@ -9,6 +9,7 @@ COMMANDS = {
     "bench": "bench",
     "make-sample": "make_sample",
     "model-cost": "model_cost",
+    "synth-sheet": "synth_sheet",
     "train": "train",
     "export": "export",
     "evaluate": "evaluate",

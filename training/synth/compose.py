@@ -1,5 +1,14 @@
 """Recipes: which weather goes on a photo, the labels the restorer's heads learn from, and the
-low-rate noise / JPEG that make the restorer robust to real photos."""
+low-rate noise / JPEG that make the restorer robust to real photos.
+
+Layer order follows the physics of the mixtures: rain streaks are in the scene, so haze covers
+them too (I = t (J + R) + A (1 - t), the Outdoor-Rain model); snow flakes fall close to the camera,
+in front of the haze. Labels:
+- prior p (4,), order models.signals.WEATHER_TYPES: each present type's severity, 0 when absent;
+- density D (1, H, W): union of the layers' densities, 1 - prod(1 - D_k) (haze: 1 - t; snow and
+  drops: the layer's coverage; rain: the brightness it visibly adds, plus its veil);
+- severity: 1 - prod(1 - p_k), 0 for a clean photo.
+"""
 import dataclasses
 import io
 
@@ -8,75 +17,93 @@ import torch
 from PIL import Image
 
 from .haze import add_haze
-from .rain import add_rain
+from .rain import apply_rain, make_rain, rain_labels
 from .raindrops import add_raindrops
 from .snow import add_snow
 
-# order of the prior vector = models.signals.WEATHER_TYPES
-RAIN, DROPS, SNOW, HAZE = range(4)
+RAIN, DROPS, SNOW, HAZE = range(4)   # columns of the prior = models.signals.WEATHER_TYPES
 RECIPES = ("clean", "rain_light", "rain_heavy", "raindrops", "snow", "haze", "rain_haze", "snow_haze")
-DEFAULT_WEIGHTS = {"clean": 0.10, "rain_light": 0.26, "rain_heavy": 0.12, "raindrops": 0.08,
-                   "snow": 0.10, "haze": 0.18, "rain_haze": 0.08, "snow_haze": 0.08}
+# rain_light (the Rain100L look) and haze (the RESIDE look) a little favoured, clean about 10 %
+DEFAULT_WEIGHTS = {"clean": 0.10, "rain_light": 0.24, "rain_heavy": 0.11, "raindrops": 0.08,
+                   "snow": 0.10, "haze": 0.18, "rain_haze": 0.10, "snow_haze": 0.09}
+NOISE_RATE, JPEG_RATE = 0.1, 0.1
 
 
 @dataclasses.dataclass
 class WeatherSample:
     weathered: torch.Tensor   # (3, H, W) float32 in [0, 1]
     clean: torch.Tensor       # (3, H, W) float32 in [0, 1]
-    prior: torch.Tensor       # (4,) presence x severity per weather type, 0 = absent
-    density: torch.Tensor     # (1, H, W) in [0, 1]
-    severity: float
+    prior: torch.Tensor       # (4,) float32 in [0, 1], presence x severity per weather type, 0 = absent
+    density: torch.Tensor     # (1, H, W) float32 in [0, 1]
+    severity: float           # overall, in [0, 1]
     recipe: str
 
 
-def _degrade_camera(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-    """Mild sensor noise or JPEG, each at a low rate."""
-    if rng.random() < 0.1:
-        img = img + torch.from_numpy(rng.normal(0, rng.uniform(0.003, 0.015), img.shape).astype(np.float32))
-    if rng.random() < 0.1:
+def degrade_camera(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    """Mild sensor noise and/or JPEG compression, each at a low rate (NOISE_RATE, JPEG_RATE)."""
+    if rng.random() < NOISE_RATE:
+        sigma = rng.uniform(0.003, 0.02)
+        img = img + torch.from_numpy(rng.normal(0, sigma, img.shape).astype(np.float32))
+    if rng.random() < JPEG_RATE:
         buf = io.BytesIO()
-        arr = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
-        Image.fromarray(arr).save(buf, format="JPEG", quality=int(rng.integers(75, 96)))
+        arr = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)    # (H, W, 3)
+        Image.fromarray(arr).save(buf, format="JPEG", quality=int(rng.integers(60, 96)))
         img = torch.from_numpy(np.asarray(Image.open(buf), dtype=np.float32) / 255).permute(2, 0, 1)
-    return img.clamp(0, 1)
+    return img.clamp(0, 1).contiguous()
 
 
 def draw_recipe(rng: np.random.Generator, recipes=None, weights=None) -> str:
+    """A recipe from `recipes` (default all), drawn with `weights` (name -> weight; names it leaves
+    out keep their DEFAULT_WEIGHTS value)."""
     names = list(recipes or RECIPES)
-    w = np.array([(weights or DEFAULT_WEIGHTS).get(n, 1.0) for n in names], dtype=np.float64)
+    unknown = [n for n in names if n not in RECIPES]
+    if unknown:
+        raise ValueError(f"unknown recipe(s) {unknown}; choose from {', '.join(RECIPES)}")
+    table = {**DEFAULT_WEIGHTS, **(weights or {})}
+    w = np.array([float(table[n]) for n in names], dtype=np.float64)
+    if w.sum() <= 0 or (w < 0).any():
+        raise ValueError(f"recipe weights must be >= 0 with a positive sum; got {dict(zip(names, w))}")
     return names[rng.choice(len(names), p=w / w.sum())]
 
 
+def _union(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return 1 - (1 - a) * (1 - b)
+
+
 def synthesize(clean: torch.Tensor, rng: np.random.Generator, recipe: str = None) -> WeatherSample:
-    """clean (3, H, W) in [0, 1] -> WeatherSample. `recipe` None draws one from DEFAULT_WEIGHTS."""
-    if clean.ndim != 3 or clean.shape[0] != 3:
-        raise ValueError(f"synthesize expects a (3, H, W) image; got {tuple(clean.shape)}")
+    """clean (3, H, W) in [0, 1] -> WeatherSample. `recipe` None draws one from DEFAULT_WEIGHTS;
+    "clean" returns the photo unchanged with zero labels. Same rng state and photo, same sample."""
+    if not isinstance(clean, torch.Tensor) or clean.ndim != 3 or clean.shape[0] != 3:
+        raise ValueError(f"synthesize expects a (3, H, W) tensor in [0, 1]; got "
+                         f"{tuple(clean.shape) if isinstance(clean, torch.Tensor) else type(clean).__name__}")
     recipe = recipe or draw_recipe(rng)
     if recipe not in RECIPES:
         raise ValueError(f"unknown recipe '{recipe}'; choose one of {', '.join(RECIPES)}")
-    clean = clean.float().clamp(0, 1)
+    clean = clean.float().clamp(0, 1).contiguous()
     _, h, w = clean.shape
     prior = torch.zeros(4)
     density = torch.zeros(1, h, w)
-    img = clean
     if recipe == "clean":
         return WeatherSample(clean.clone(), clean, prior, density, 0.0, recipe)
-    # haze first (it lies behind the rain/snow), then the near layers on top
-    if recipe in ("haze", "rain_haze", "snow_haze"):
-        img, d, sev = add_haze(img, rng, strength=1.0 if recipe == "haze" else 0.6)
-        prior[HAZE] = sev
-        density = torch.maximum(density, d)
+
+    img = clean
     if recipe in ("rain_light", "rain_heavy", "rain_haze"):
-        img, d, sev = add_rain(img, rng, heavy=(recipe == "rain_heavy"))
-        prior[RAIN] = sev
-        density = torch.maximum(density, d)
+        heavy = recipe == "rain_heavy" or (recipe == "rain_haze" and rng.random() < 0.35)
+        layer = make_rain(rng, h, w, heavy)
+        density, prior[RAIN] = rain_labels(layer, img)
+        img = apply_rain(img, layer)
+    if recipe in ("haze", "rain_haze", "snow_haze"):
+        img, d, sev = add_haze(img, rng, strength=1.0 if recipe == "haze" else 0.7, depth_from=clean)
+        if recipe == "rain_haze":                                  # streaks behind the haze fade with it
+            density = density * (1 - d)
+            prior[RAIN] = prior[RAIN] * float(0.5 + 0.5 * (1 - d).mean())
+        density, prior[HAZE] = _union(density, d), sev
     if recipe == "raindrops":
-        img, d, sev = add_raindrops(img, rng)
-        prior[DROPS] = sev
-        density = torch.maximum(density, d)
+        img, density, prior[DROPS] = add_raindrops(img, rng)
     if recipe in ("snow", "snow_haze"):
-        img, d, sev = add_snow(img, rng)
-        prior[SNOW] = sev
-        density = torch.maximum(density, d)
-    img = _degrade_camera(img, rng)
-    return WeatherSample(img, clean, prior.clamp(0, 1), density.clamp(0, 1), float(prior.max()), recipe)
+        img, d, prior[SNOW] = add_snow(img, rng)
+        density = _union(density, d)
+    img = degrade_camera(img, rng)
+    prior = prior.clamp(0, 1)
+    severity = float(1 - torch.prod(1 - prior))
+    return WeatherSample(img, clean, prior, density.clamp(0, 1).float(), severity, recipe)

@@ -1,69 +1,113 @@
-"""Clean photos -> an endless, reproducible stream of weathered training crops."""
+"""Clean photos -> a reproducible stream of weathered training crops.
+
+Item i is a pure function of (seed, epoch, i): the photo (from a per-epoch permutation, so every
+photo is used equally often), the scale, the crop, the flip and the weather. Photos are decoded
+lazily (JPEG draft mode, so a 2048 px photo decodes at reduced size) and kept, downscaled, in a
+small LRU cache. Every crop sees the photo at a random scale whose long side is 360-900 px, the
+scale of Rain100L (480 px) and of typical phone photos viewed whole.
+"""
 import functools
+import logging
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .compose import RECIPES, draw_recipe, synthesize
+from .compose import RECIPES, WeatherSample, draw_recipe, synthesize
+
+log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
-CACHE_SIDE = 768          # photos are decoded once, downscaled so the longest side is at most this
+CACHE_SIDE = 1024            # cached photos are downscaled so that the longest side is at most this
+CACHE_SIZE = 48              # photos per process (~100 MB at most)
+SCALE_RANGE = (360, 900)     # long side of the whole photo as the crop sees it, log-uniform
+DEFAULT_LENGTH = 100_000
 
 
-def find_images(roots):
+def find_images(roots) -> list:
+    """All jpg/png/bmp/webp files under `roots` (folders, searched recursively), sorted."""
+    roots = [roots] if isinstance(roots, (str, Path)) else list(roots)
+    missing = [str(r) for r in roots if not Path(r).is_dir()]
+    if missing:
+        raise FileNotFoundError(f"photo folder(s) not found: {', '.join(missing)}")
     files = sorted(p for r in roots for p in Path(r).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"no images (jpg/png/bmp/webp) under {', '.join(map(str, roots))}")
     return files
 
 
-@functools.lru_cache(maxsize=160)
-def _load(path: str) -> torch.Tensor:
-    img = Image.open(path).convert("RGB")
-    img.thumbnail((CACHE_SIDE, CACHE_SIDE), Image.BICUBIC)
-    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)     # (3, H, W) uint8
+@functools.lru_cache(maxsize=CACHE_SIZE)
+def load_photo(path: str) -> torch.Tensor:
+    """Decode a photo once: (3, H, W) uint8, longest side at most CACHE_SIDE."""
+    with Image.open(path) as im:
+        im.draft("RGB", (CACHE_SIDE, CACHE_SIDE))                 # JPEG: decode at 1/2, 1/4 ... size
+        img = im.convert("RGB")
+    if max(img.size) > CACHE_SIDE:
+        img.thumbnail((CACHE_SIDE, CACHE_SIDE), Image.Resampling.BICUBIC)
+    return torch.from_numpy(np.asarray(img).copy()).permute(2, 0, 1)    # (H, W, 3) -> (3, H, W)
 
 
 class SyntheticWeatherDataset(Dataset):
-    """Item i is a function of (seed, epoch, i) only, so runs and resumes are reproducible."""
+    """Weathered crops of clean photos; item i is deterministic given (seed, epoch, i).
+
+    __getitem__ returns a dict: weathered, clean (3, crop, crop), prior (4,), density (1, crop, crop),
+    severity (float tensor), recipe_index (long tensor, index into RECIPES)."""
 
     def __init__(self, roots, crop=128, seed=0, recipes=None, recipe_weights=None, length=None, epoch=0):
-        self.files = find_images([roots] if isinstance(roots, (str, Path)) else roots)
-        self.crop, self.seed, self.epoch = crop, seed, epoch
+        self.files = find_images(roots)
+        if crop < 8:
+            raise ValueError(f"crop must be at least 8 px; got {crop}")
+        self.crop, self.seed, self.epoch = int(crop), int(seed), int(epoch)
         self.recipes = tuple(recipes or RECIPES)
         self.recipe_weights = recipe_weights
-        self.length = length or 100_000
+        draw_recipe(np.random.default_rng(0), self.recipes, recipe_weights)     # fail early on bad names
+        self.length = int(length or DEFAULT_LENGTH)
+        self._order = None
 
     def set_epoch(self, epoch: int):
-        self.epoch = epoch
+        self.epoch = int(epoch)
 
     def __len__(self):
         return self.length
 
-    def _crop(self, img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+    def _photo_index(self, i: int) -> int:
+        n = len(self.files)
+        if self._order is None or self._order[0] != self.epoch:
+            perm = np.random.default_rng([self.seed, self.epoch, 0x5EED]).permutation(n)
+            self._order = (self.epoch, perm)
+        return int(self._order[1][i % n])
+
+    def clean_crop(self, i: int, rng: np.random.Generator) -> torch.Tensor:
+        """The clean (3, crop, crop) float crop of item i: random scale, position, horizontal flip."""
+        img = load_photo(str(self.files[self._photo_index(i)]))
         _, h, w = img.shape
-        # scale: the network sees photos from 40 % to 100 % of the cached size (Rain100L-like scale)
-        side = int(min(h, w, max(self.crop, self.crop / rng.uniform(0.4, 1.0))))
+        lo, hi = SCALE_RANGE
+        long_side = min(float(np.exp(rng.uniform(np.log(lo), np.log(hi)))), max(h, w))
+        side = min(h, w, max(1, round(self.crop * max(h, w) / long_side)))   # region of the cached photo
         y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
-        patch = img[:, y:y + side, x:x + side].float()[None] / 255
+        patch = img[:, y:y + side, x:x + side].float()[None] / 255           # (1, 3, side, side)
         if side != self.crop:
-            patch = torch.nn.functional.interpolate(patch, size=(self.crop, self.crop), mode="bilinear",
-                                                    antialias=True, align_corners=False)
+            patch = F.interpolate(patch, size=(self.crop, self.crop), mode="bilinear",
+                                  antialias=side > self.crop, align_corners=False)
         patch = patch[0]
         if rng.random() < 0.5:
             patch = patch.flip(-1)
-        return patch.clamp(0, 1)
+        return patch.clamp(0, 1).contiguous()
+
+    def sample(self, i: int, recipe: str = None) -> WeatherSample:
+        """Item i as a WeatherSample; `recipe` overrides the drawn recipe (the draw still happens,
+        so the crop and weather parameters do not depend on it)."""
+        rng = np.random.default_rng([self.seed, self.epoch, int(i)])
+        drawn = draw_recipe(rng, self.recipes, self.recipe_weights)
+        return synthesize(self.clean_crop(int(i), rng), rng, recipe or drawn)
 
     def __getitem__(self, i):
-        rng = np.random.default_rng([self.seed, self.epoch, int(i)])
-        img = _load(str(self.files[int(rng.integers(len(self.files)))]))
-        if min(img.shape[-2:]) < self.crop:
-            img = torch.nn.functional.interpolate(img[None].float(), scale_factor=self.crop / min(img.shape[-2:]) + 1e-3,
-                                                  mode="bilinear")[0].round().clamp(0, 255).to(torch.uint8)
-        sample = synthesize(self._crop(img, rng), rng, draw_recipe(rng, self.recipes, self.recipe_weights))
-        return {"weathered": sample.weathered, "clean": sample.clean, "prior": sample.prior,
-                "density": sample.density, "severity": torch.tensor(sample.severity),
-                "recipe_index": torch.tensor(RECIPES.index(sample.recipe))}
+        if not -self.length <= int(i) < self.length:
+            raise IndexError(f"item {i} out of range for a dataset of {self.length}")
+        s = self.sample(int(i) % self.length)
+        return {"weathered": s.weathered, "clean": s.clean, "prior": s.prior, "density": s.density,
+                "severity": torch.tensor(s.severity, dtype=torch.float32),
+                "recipe_index": torch.tensor(RECIPES.index(s.recipe), dtype=torch.long)}
