@@ -254,16 +254,3 @@ def test_dataset_on_the_shared_photos():
         item = ds[i]
         assert item["weathered"].shape == (3, 64, 64) and 0 <= item["weathered"].min() <= item["weathered"].max() <= 1
         assert 0 <= item["density"].min() and item["density"].max() <= 1
-
-
-def test_synth_sheet_command_writes_one_row_per_sample(tmp_path):
-    from PIL import Image
-    from weather_restore.cli.main import main
-    for i in range(2):
-        arr = (_photo(60, 70, seed=i).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-        Image.fromarray(arr).save(tmp_path / f"{i}.png")
-    out = tmp_path / "sheet.png"
-    assert main(["synth-sheet", "--data", str(tmp_path), "--out", str(out), "--n", "2",
-                 "--recipes", "clean,haze", "--size", "32"]) == 0
-    sheet = Image.open(out)
-    assert sheet.size == (3 * 32, 4 * 32)                         # clean | weathered | D, 2 recipes x 2
