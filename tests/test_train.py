@@ -31,7 +31,7 @@ def _params(trainer):
 
 
 def test_overfits_a_fixed_batch(tmp_path):
-    cfg = tiny_train_config(steps=24, batch=2, flips=False, lr=3e-3, warmup=2, ckpt_every_steps=1000,
+    cfg = tiny_train_config(steps=48, batch=2, flips=False, lr=3e-3, warmup=2, ckpt_every_steps=1000,
                             loss={"difficulty_start": 0, "gt_signal_prob": 1.0})
     tr = Trainer(cfg, tmp_path, dataset=FakeWeather(n=2), show_progress=False)
     tr.fit()
@@ -39,8 +39,8 @@ def test_overfits_a_fixed_batch(tmp_path):
     first, last = curve[0]["losses"], curve[-1]["losses"]
     assert last["pixel"] < 0.5 * first["pixel"], (first, last)
     assert last["total"] < 0.6 * first["total"], (first, last)
-    assert [r["step"] for r in curve] == list(range(1, 25))
-    assert (tmp_path / "last.pt").is_file() and load_checkpoint(tmp_path / "last.pt")["step"] == 24
+    assert [r["step"] for r in curve] == list(range(1, 49))
+    assert (tmp_path / "last.pt").is_file() and load_checkpoint(tmp_path / "last.pt")["step"] == 48
 
 
 def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch):
