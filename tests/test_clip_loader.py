@@ -14,14 +14,6 @@ from weather_restore.models.weights_io import WeightsError
 TINY_NAME = "weather-test-tiny-clip"
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: with two threads on a busy 2-core machine, thread hand-offs cost ~100x the work."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(autouse=True)
 def offline(monkeypatch, tmp_path):

@@ -11,14 +11,6 @@ from weather_restore.training.prompt_learning import (PromptLearningConfig, Prom
                                                       quality_batch)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: with two threads on a busy 2-core machine, thread hand-offs cost ~100x the work."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _batch(b=4, h=40, w=40, seed=0):
     """Synthesizer-like items: haze of known density on the left part of the image."""

@@ -7,14 +7,6 @@ from weather_restore.models.clip import ClipSRDTeacher
 from weather_restore.models.clip.tiny import TINY_MEAN, TINY_STD, build_tiny_clip
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: with two threads on a busy 2-core machine, thread hand-offs cost ~100x the work."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def teacher():
