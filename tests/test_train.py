@@ -17,14 +17,6 @@ _spec.loader.exec_module(_helpers)
 FakeWeather, tiny_train_config = _helpers.FakeWeather, _helpers.tiny_train_config
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """The tiny model is too small to gain from threads; on a busy machine they only spin."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def _params(trainer):
     return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}

@@ -17,13 +17,6 @@ _spec.loader.exec_module(_helpers)
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_positives_are_the_self_similar_patches_inside_the_window():
     g = torch.Generator().manual_seed(0)
