@@ -13,19 +13,9 @@ import torch
 from ..evaluation import evaluate_folder, markdown_table, write_json
 from ..hub.manifest import MANIFEST_PATH, entries, find_entry_by_sha256, sha256_file, verify_file
 from ..models.weights_io import WeightsError, load_restorer
+from ..models.device import pick_device
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str) -> torch.device:
-    """'auto' -> cuda, else mps, else cpu; anything else as torch spells it ('cpu', 'cuda:1')."""
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def check_against_manifest(path: Path) -> dict:

@@ -44,7 +44,7 @@ def run(args) -> int:
     from ..hub.manifest import MANIFEST_PATH
     from ..models.weights_io import WeightsError
     from ..training import export as E
-    from ..training.trainer import pick_device
+    from ..models.device import pick_device
 
     if args.out.suffix != ".safetensors":
         raise SystemExit(f"export: --out must end in .safetensors; got {args.out}")

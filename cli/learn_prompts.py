@@ -35,17 +35,6 @@ def add_parser(sub) -> None:
     p.set_defaults(run=run)
 
 
-def pick_device(name: str):
-    import torch
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
 def make_dataset(roots, crop: int, seed: int):
     """The synthesizer's dataset; items have weathered, clean (3, H, W) and density (1, H, W)."""
     try:
@@ -83,6 +72,7 @@ def run(args) -> int:
     from ..hub.clip_loader import ClipUnavailableError
     from ..models.weights_io import WeightsError
 
+    from ..models.device import pick_device
     device = pick_device(args.device)
     try:
         bundle = load_clip(args.clip, device=device, search_dirs=args.clip_dir, allow_download=not args.offline)

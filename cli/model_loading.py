@@ -15,6 +15,7 @@ import torch
 
 from ..hub import manifest
 from ..models.weights_io import WeightsError, load_restorer
+from ..models.device import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -29,21 +30,6 @@ class WeightsChoice:
     @property
     def label(self) -> str:
         return self.entry["id"] if self.entry else str(self.path)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        dev = torch.device(name)
-        if dev.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"--device {name}: this torch build sees no CUDA GPU; use --device cpu or auto")
-        if dev.type == "mps" and not torch.backends.mps.is_available():
-            raise ValueError(f"--device {name}: MPS is not available here; use --device cpu or auto")
-        return dev
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:

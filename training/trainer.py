@@ -26,6 +26,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader
 
 from ..models import WeatherRestorer, load_config
+from ..models.device import pick_device
 from ..models.restorer import pad_to_multiple
 from ..models.signals import quality_score
 from . import losses as L
@@ -37,16 +38,6 @@ from .teachers import build_teacher
 from .train_config import TrainConfig, resolve_path
 
 log = logging.getLogger(__name__)
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    if name != "auto":
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
 
 
 def encoder_signals(model: WeatherRestorer, x: torch.Tensor):
@@ -106,7 +97,7 @@ class Trainer:
         self.cfg, self.out = cfg, Path(out_dir)
         self.world = int(os.environ.get("WORLD_SIZE", 1))
         self.rank = int(os.environ.get("RANK", 0))
-        self.device = pick_device(device)
+        self.device = pick_device(device, cuda_index=int(os.environ.get("LOCAL_RANK", 0)))
         if self.world > 1 and not dist.is_initialized():
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
         if self.device.type == "cuda":
