@@ -139,8 +139,11 @@ def test_epoch_view_sets_the_epoch_and_flips_deterministically():
     view = EpochView(_Items(4), seed=1, flips=True)
     a, b = view[4 * 3 + 2], view[4 * 3 + 2]
     assert a["epoch"] == 3 and torch.equal(a["clean"], b["clean"])
-    flipped = [not torch.equal(view[4 * e + 1]["clean"], _Items(4)[1]["clean"]) for e in range(16)]
+    original = _Items(4)[1]["clean"]
+    flipped = [not torch.equal(view[4 * e + 1]["clean"], original) for e in range(16)]
     assert 3 < sum(flipped) < 16
+    for e in range(16):                          # only ever mirrored left-right, never upside down
+        assert any(torch.equal(view[4 * e + 1]["clean"], t) for t in (original, original.flip(-1)))
 
 
 def test_quality_tiers_never_call_a_clean_sample_degraded():

@@ -27,7 +27,8 @@ def generator_for(*xs: int) -> torch.Generator:
 
 
 class EpochView(Dataset):
-    """Index e * N + i -> item i of `base` at epoch e, flipped at random (seeded)."""
+    """Index e * N + i -> item i of `base` at epoch e, mirrored left-right at random (seeded).
+    No vertical flips: an upside-down scene puts haze and sky at the bottom, which photos never do."""
 
     def __init__(self, base: Dataset, seed: int = 0, flips: bool = True):
         self.base, self.seed, self.flips = base, seed, flips
@@ -47,12 +48,10 @@ class EpochView(Dataset):
         item = dict(self.base[i])
         if self.flips:
             g = generator_for(self.seed, epoch, i, 1)
-            hflip, vflip = (torch.rand(2, generator=g) < 0.5).tolist()
-            dims = [d for d, f in ((-1, hflip), (-2, vflip)) if f]
-            if dims:
+            if torch.rand(1, generator=g).item() < 0.5:
                 for key in _FLIP_KEYS:
                     if key in item:
-                        item[key] = torch.flip(item[key], dims)
+                        item[key] = torch.flip(item[key], [-1])
         return item
 
 
