@@ -11,7 +11,6 @@ adds a `weather:` folder with a tiny random restorer, used when the pack bundles
 (then the checks are about plumbing, not about how well rain is removed). The workflows are UI
 format; tests/comfy_api_format.py converts them to API prompts with the server's /object_info.
 """
-import importlib.util
 import json
 import os
 import re
@@ -45,14 +44,7 @@ TINY = "e2e_tiny.safetensors"
 STARTUP_S, RUN_S = 300, 600
 
 
-def _helper(name):
-    spec = importlib.util.spec_from_file_location(f"_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ui_to_api = _helper("comfy_api_format").ui_to_api
+from comfy_api_format import ui_to_api
 WORKFLOWS = sorted((ROOT / "example_workflows").glob("*.json"))
 
 

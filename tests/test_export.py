@@ -1,6 +1,5 @@
 """Export round trip: checkpoint -> .safetensors (EMA weights, config in metadata) -> load ->
 evaluate, and the manifest entry (sha256, bytes, config, training data, scores)."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -15,9 +14,7 @@ from weather_restore.models.weights_io import load_restorer, read_metadata
 from weather_restore.training import export as E
 from weather_restore.training.trainer import Trainer
 
-_spec = importlib.util.spec_from_file_location("_train_helpers", Path(__file__).with_name("train_helpers.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
+import train_helpers as _helpers
 
 
 

@@ -1,22 +1,12 @@
 """example_workflows/: up to date with their builder, consistent links, the scenarios the issue asks
 for; and the UI -> API conversion used by the end-to-end test (no ComfyUI needed)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 
-def _helper(name):
-    spec = importlib.util.spec_from_file_location(f"_{name}", Path(__file__).with_name(f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-ui_to_api = _helper("comfy_api_format").ui_to_api
-_builder = _helper("make_example_workflows")
-NODES, OUT_DIR, build, dumps = _builder.NODES, _builder.OUT_DIR, _builder.build, _builder.dumps
+from comfy_api_format import ui_to_api
+from make_example_workflows import NODES, OUT_DIR, build, dumps
 
 P = "WeatherRestore_"
 FILES = sorted(OUT_DIR.glob("*.json"))

@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from weather_restore.cli import bench, model_loading, restore
-from weather_restore.cli.image_io import read_image
 from weather_restore.cli.inputs import OutputPlanner, collect_inputs
 from weather_restore.cli.png16 import png_header, read_png16, write_png16
 from weather_restore.models import WEATHER_TYPES, WeatherRestorer

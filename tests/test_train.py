@@ -1,7 +1,5 @@
 """Trainer: overfits a fixed batch; a run killed at any moment resumes to the same parameters."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,9 +9,7 @@ from weather_restore.training import losses as L_mod
 from weather_restore.training.checkpoint import load_checkpoint
 from weather_restore.training.trainer import Trainer
 
-_spec = importlib.util.spec_from_file_location("_train_helpers", Path(__file__).with_name("train_helpers.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
+import train_helpers as _helpers
 FakeWeather, tiny_train_config = _helpers.FakeWeather, _helpers.tiny_train_config
 
 

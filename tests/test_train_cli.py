@@ -1,8 +1,6 @@
 """`python weather.py train`: config file, stop and --resume, log file and curve (synthesizer replaced
 by the in-memory stand-in so the test does not depend on it)."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import torch
@@ -11,9 +9,7 @@ from weather_restore.cli.main import main
 from weather_restore.training import trainer as trainer_mod
 from weather_restore.training.checkpoint import load_checkpoint
 
-_spec = importlib.util.spec_from_file_location("_train_helpers", Path(__file__).with_name("train_helpers.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
+import train_helpers as _helpers
 
 
 @pytest.fixture(autouse=True)

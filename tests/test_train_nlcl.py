@@ -1,5 +1,4 @@
 """NLCL stage: self-similar positives, the InfoNCE value, real-rain crops, and a trainer step."""
-import importlib.util
 import math
 from pathlib import Path
 
@@ -11,9 +10,7 @@ from weather_restore.training.real_rain import RealRainCrops
 from weather_restore.training.train_config import DEFAULT_NLCL
 from weather_restore.training.trainer import Trainer
 
-_spec = importlib.util.spec_from_file_location("_train_helpers", Path(__file__).with_name("train_helpers.py"))
-_helpers = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(_helpers)
+import train_helpers as _helpers
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 

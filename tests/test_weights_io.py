@@ -6,7 +6,6 @@ import torch
 from safetensors.torch import save_file
 
 from weather_restore.hub.manifest import find_entry, sha256_file, verify_file
-from weather_restore.models import WeatherRestorer, load_config
 from weather_restore.models.weights_io import (WeightsError, load_restorer, read_metadata,
                                                save_restorer)
 
