@@ -2,7 +2,8 @@
 
     python weather.py export --checkpoint runs/s/last.pt --out weights/weather-s-v1.safetensors \\
         --id weather-s-v1 --eval rain100L=../shared/data/eval/rain100L --eval hsts=../shared/data/eval/hsts \\
-        [--write-manifest] [--entry-out entry.json]
+        --eval-clean rain100L_targets_as_input=../shared/data/eval/rain100L/target \\
+        [--write-manifest [--default]] [--entry-out entry.json]
 The entry (sha256, bytes, config, training data, measured scores) is printed as JSON.
 """
 import argparse
@@ -16,7 +17,7 @@ log = logging.getLogger(__name__)
 def _named_folder(text: str):
     name, sep, folder = text.partition("=")
     if not sep or not name or not folder:
-        raise argparse.ArgumentTypeError(f"--eval wants NAME=FOLDER (e.g. rain100L=../shared/data/eval/rain100L); got {text!r}")
+        raise argparse.ArgumentTypeError(f"wants NAME=FOLDER (e.g. rain100L=../shared/data/eval/rain100L); got {text!r}")
     return name, folder
 
 
@@ -29,6 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA weights")
     p.add_argument("--eval", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
                    help="paired folder to score the exported weights on (repeatable)")
+    p.add_argument("--eval-clean", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
+                   help="folder of clean photos fed in and scored against themselves (do no harm; repeatable)")
     p.add_argument("--tile", type=int, default=512, help="tile side for evaluation (default 512)")
     p.add_argument("--limit", type=int, help="score only the first N pairs of each folder")
     p.add_argument("--device", default="auto", help="device for evaluation: auto | cpu | cuda | mps")
@@ -36,6 +39,8 @@ def add_parser(sub) -> None:
     p.add_argument("--entry-out", type=Path, help="also write the manifest entry as JSON here")
     p.add_argument("--write-manifest", action="store_true",
                    help="add the entry to weights_manifest.json (replacing an entry with the same id)")
+    p.add_argument("--default", action="store_true",
+                   help="with --write-manifest: make these the default restorer weights")
     p.add_argument("--manifest", type=Path, default=None, help="manifest file (default: the pack's)")
     p.set_defaults(run=run)
 
@@ -46,6 +51,8 @@ def run(args) -> int:
     from ..training import export as E
     from ..models.device import pick_device
 
+    if args.default and not args.write_manifest:
+        raise SystemExit("export: --default only applies with --write-manifest")
     if args.out.suffix != ".safetensors":
         raise SystemExit(f"export: --out must end in .safetensors; got {args.out}")
     try:
@@ -53,9 +60,10 @@ def run(args) -> int:
     except (FileNotFoundError, RuntimeError, WeightsError) as e:
         raise SystemExit(f"export: {e}") from e
     scores = {}
-    if args.eval:
+    if args.eval or args.eval_clean:
         model = model.to(pick_device(args.device))
         scores = E.measure_scores(model, dict(args.eval), tile=args.tile, limit=args.limit)
+        scores.update(E.measure_clean_scores(model, dict(args.eval_clean), tile=args.tile, limit=args.limit))
     entry = E.manifest_entry(path, args.id, model, ck, scores, ema=not args.raw,
                              licence=args.licence or E.DEFAULT_LICENCE)
     text = json.dumps(entry, indent=2)
@@ -64,5 +72,5 @@ def run(args) -> int:
         args.entry_out.parent.mkdir(parents=True, exist_ok=True)
         args.entry_out.write_text(text + "\n")
     if args.write_manifest:
-        E.write_manifest_entry(entry, args.manifest or MANIFEST_PATH)
+        E.write_manifest_entry(entry, args.manifest or MANIFEST_PATH, make_default=args.default)
     return 0

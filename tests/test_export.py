@@ -76,16 +76,33 @@ def test_export_command_prints_the_entry(checkpoint, tmp_path, capsys):
     ckpt_path, _ = checkpoint
     out = tmp_path / "x.safetensors"
     manifest = tmp_path / "m.json"
-    manifest.write_text(json.dumps({"schema": 1, "weights": []}))
+    old = {"id": "old", "kind": "restorer", "default": True}
+    clip = {"id": "c", "kind": "clip", "default": True}
+    manifest.write_text(json.dumps({"schema": 1, "weights": [old, clip]}))
     folder = _paired_folder(tmp_path / "pairs")
     rc = main(["export", "--checkpoint", str(ckpt_path), "--out", str(out), "--id", "t1", "--raw",
-               "--eval", f"toy={folder}", "--tile", "64", "--device", "cpu",
-               "--write-manifest", "--manifest", str(manifest), "--entry-out", str(tmp_path / "e.json")])
+               "--eval", f"toy={folder}", "--eval-clean", f"clean={folder / 'target'}", "--tile", "64",
+               "--device", "cpu", "--write-manifest", "--default", "--manifest", str(manifest),
+               "--entry-out", str(tmp_path / "e.json")])
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads((tmp_path / "e.json").read_text())
     assert printed["trained_on"]["weights"] == "raw" and printed["scores"]["toy"]["count"] == 2
-    assert json.loads(manifest.read_text())["weights"][0]["sha256"] == printed["sha256"]
+    written = {e["id"]: e for e in json.loads(manifest.read_text())["weights"]}
+    assert written["t1"]["sha256"] == printed["sha256"] and written["t1"]["default"] is True
+    assert "default" not in written["old"] and written["c"]["default"] is True   # only restorers change
+    clean = printed["scores"]["clean"]
+    assert clean["count"] == 2 and "input" not in clean
+    direct = evaluate_folder(load_restorer(out), None, input_dir=folder / "target", target_dir=folder / "target",
+                             tile=64, progress=False)
+    assert clean["model"]["y_psnr"] == pytest.approx(direct["rows"][1]["y_psnr"], abs=1e-4)
+
+
+def test_export_default_needs_write_manifest(checkpoint, tmp_path):
+    from weather_restore.cli.main import main
+    with pytest.raises(SystemExit, match="--default only applies with --write-manifest"):
+        main(["export", "--checkpoint", str(checkpoint[0]), "--out", str(tmp_path / "x.safetensors"),
+              "--id", "t", "--default"])
 
 
 def test_export_refuses_a_bad_checkpoint(tmp_path):

@@ -76,6 +76,22 @@ def measure_scores(model, folders: Dict[str, str], tile: int = 512, overlap: int
     return scores
 
 
+def measure_clean_scores(model, folders: Dict[str, str], tile: int = 512, overlap: int = 64,
+                         limit: Optional[int] = None, progress: bool = True) -> dict:
+    """Do-no-harm scores: clean photos fed in and compared with themselves (input = target).
+    name -> {folder, count, protocol, what, model: {...}}; a model that harms nothing scores high."""
+    from ..evaluation.evaluate import evaluate_folder
+    scores = {}
+    for name, folder in folders.items():
+        res = evaluate_folder(model, None, input_dir=folder, target_dir=folder, tile=tile, overlap=overlap,
+                              limit=limit, name=name, progress=progress)
+        scores[name] = {"folder": f"{folder} (input = target)", "count": res["count"], "protocol": res["protocol"],
+                        "tile": tile, "overlap": overlap,
+                        "model": {k: round(res["rows"][-1][k], 4) for k in SCORE_KEYS},
+                        "what": "do-no-harm: clean photos in, compared with themselves"}
+    return scores
+
+
 def manifest_entry(path, entry_id: str, model: WeatherRestorer, ck: dict, scores: dict, ema: bool = True,
                    licence: str = DEFAULT_LICENCE, notes: str = DEFAULT_NOTES) -> dict:
     path = Path(path).resolve()
@@ -95,11 +111,17 @@ def manifest_entry(path, entry_id: str, model: WeatherRestorer, ck: dict, scores
     return entry
 
 
-def write_manifest_entry(entry: dict, manifest_path=MANIFEST_PATH) -> Path:
-    """Add `entry` to the manifest (replacing one with the same id), written atomically."""
+def write_manifest_entry(entry: dict, manifest_path=MANIFEST_PATH, make_default: bool = False) -> Path:
+    """Add `entry` to the manifest (replacing one with the same id), written atomically.
+    make_default: it becomes the default restorer (the flag is taken off the other restorers)."""
     manifest_path = Path(manifest_path)
     data = json.loads(manifest_path.read_text())
     weights = data.setdefault("weights", [])
+    if make_default:
+        for other in weights:
+            if other.get("kind") == entry["kind"]:
+                other.pop("default", None)
+        entry = {**entry, "default": True}
     ids = [e.get("id") for e in weights]
     if entry["id"] in ids:
         weights[ids.index(entry["id"])] = entry
