@@ -63,7 +63,7 @@ def run(args) -> int:
     if args.eval or args.eval_clean:
         model = model.to(pick_device(args.device))
         scores = E.measure_scores(model, dict(args.eval), tile=args.tile, limit=args.limit)
-        scores.update(E.measure_clean_scores(model, dict(args.eval_clean), tile=args.tile, limit=args.limit))
+        scores.update(E.measure_scores(model, dict(args.eval_clean), tile=args.tile, limit=args.limit, clean=True))
     entry = E.manifest_entry(path, args.id, model, ck, scores, ema=not args.raw,
                              licence=args.licence or E.DEFAULT_LICENCE)
     text = json.dumps(entry, indent=2)

@@ -98,11 +98,12 @@ def test_export_command_prints_the_entry(checkpoint, tmp_path, capsys):
     assert clean["model"]["y_psnr"] == pytest.approx(direct["rows"][1]["y_psnr"], abs=1e-4)
 
 
-def test_export_default_needs_write_manifest(checkpoint, tmp_path):
+def test_export_default_needs_write_manifest(tmp_path):
     from weather_restore.cli.main import main
-    with pytest.raises(SystemExit, match="--default only applies with --write-manifest"):
-        main(["export", "--checkpoint", str(checkpoint[0]), "--out", str(tmp_path / "x.safetensors"),
+    with pytest.raises(SystemExit, match="--default only applies with --write-manifest"):   # before any work
+        main(["export", "--checkpoint", str(tmp_path / "never_read.pt"), "--out", str(tmp_path / "x.safetensors"),
               "--id", "t", "--default"])
+    assert not (tmp_path / "x.safetensors").exists()
 
 
 def test_export_refuses_a_bad_checkpoint(tmp_path):

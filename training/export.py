@@ -63,32 +63,26 @@ def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True):
 
 
 def measure_scores(model, folders: Dict[str, str], tile: int = 512, overlap: int = 64,
-                   limit: Optional[int] = None, progress: bool = True) -> dict:
-    """name -> {folder, count, protocol, input: {...}, model: {...}} from evaluate_folder."""
+                   limit: Optional[int] = None, progress: bool = True, clean: bool = False) -> dict:
+    """name -> {folder, count, protocol, tile, overlap, input: {...}, model: {...}} from evaluate_folder.
+
+    clean=True: do-no-harm scores; each folder holds clean photos, fed in and compared with
+    themselves (input = target), so there is no input row and a model that harms nothing scores high.
+    """
     from ..evaluation.evaluate import evaluate_folder
     scores = {}
     for name, folder in folders.items():
-        res = evaluate_folder(model, folder, tile=tile, overlap=overlap, limit=limit, name=name, progress=progress)
-        scores[name] = {"folder": str(folder), "count": res["count"], "protocol": res["protocol"],
-                        "tile": tile, "overlap": overlap,
-                        "input": {k: round(res["rows"][0][k], 4) for k in SCORE_KEYS},
-                        "model": {k: round(res["rows"][-1][k], 4) for k in SCORE_KEYS}}
-    return scores
-
-
-def measure_clean_scores(model, folders: Dict[str, str], tile: int = 512, overlap: int = 64,
-                         limit: Optional[int] = None, progress: bool = True) -> dict:
-    """Do-no-harm scores: clean photos fed in and compared with themselves (input = target).
-    name -> {folder, count, protocol, what, model: {...}}; a model that harms nothing scores high."""
-    from ..evaluation.evaluate import evaluate_folder
-    scores = {}
-    for name, folder in folders.items():
-        res = evaluate_folder(model, None, input_dir=folder, target_dir=folder, tile=tile, overlap=overlap,
-                              limit=limit, name=name, progress=progress)
-        scores[name] = {"folder": f"{folder} (input = target)", "count": res["count"], "protocol": res["protocol"],
-                        "tile": tile, "overlap": overlap,
-                        "model": {k: round(res["rows"][-1][k], 4) for k in SCORE_KEYS},
-                        "what": "do-no-harm: clean photos in, compared with themselves"}
+        pair_dirs = dict(input_dir=folder, target_dir=folder) if clean else {}
+        res = evaluate_folder(model, None if clean else folder, tile=tile, overlap=overlap, limit=limit,
+                              name=name, progress=progress, **pair_dirs)
+        entry = {"folder": f"{folder} (input = target)" if clean else str(folder), "count": res["count"],
+                 "protocol": res["protocol"], "tile": tile, "overlap": overlap}
+        if not clean:
+            entry["input"] = {k: round(res["rows"][0][k], 4) for k in SCORE_KEYS}
+        entry["model"] = {k: round(res["rows"][-1][k], 4) for k in SCORE_KEYS}
+        if clean:
+            entry["what"] = "do-no-harm: clean photos in, compared with themselves"
+        scores[name] = entry
     return scores
 
 
