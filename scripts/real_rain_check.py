@@ -1,0 +1,46 @@
+"""Look at weights on real rainy photos (no ground truth): restore every 12th photo of
+../shared/data/train/real_rain (8 photos), print how much each changed and the mean colour shift,
+and write a before | after sheet (keep it out of the repository: the photos may not be shipped).
+
+    .venv/bin/python scripts/real_rain_check.py weights/weather_s_v2.safetensors /tmp/real_rain_sheet.png
+"""
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+import weather  # noqa: E402
+
+weather.load_pack()
+from weather_restore.cli.model_loading import load_model  # noqa: E402
+from weather_restore.evaluation.metrics import quantize  # noqa: E402
+from weather_restore.models.tiling import restore_image  # noqa: E402
+
+REAL_RAIN = ROOT.parent / "shared" / "data" / "train" / "real_rain"
+
+
+def main(weights: str, sheet: str, threads: int = 2) -> None:
+    torch.set_num_threads(int(threads))
+    model, _ = load_model(weights)
+    rows = []
+    for path in sorted(REAL_RAIN.glob("*.png"))[::12][:8]:
+        before = np.asarray(Image.open(path).convert("RGB"))                          # (H, W, 3) uint8
+        x = torch.from_numpy(before).permute(2, 0, 1)[None].float() / 255
+        with torch.no_grad():
+            after = quantize(restore_image(model, x, tile=512, overlap=64)[0].permute(1, 2, 0))
+        change = np.abs(after.astype(int) - before.astype(int))
+        shift = after.reshape(-1, 3).mean(0) - before.reshape(-1, 3).mean(0)
+        print(f"{path.name}: mean |change| {change.mean():.2f}, pixels changed by >10: "
+              f"{100 * (change.max(-1) > 10).mean():.1f} %, mean RGB shift {np.round(shift, 2).tolist()}")
+        rows.append(np.concatenate([before, after], axis=1))
+    height = min(r.shape[0] for r in rows)
+    Image.fromarray(np.concatenate([r[:height] for r in rows], axis=0)).save(sheet)
+    print(f"wrote {sheet} (before | after)")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
