@@ -162,3 +162,15 @@ def test_difficulty_weights_come_from_the_quality_perceiver(tmp_path, perceiver,
     (score,) = seen
     assert score.shape == (2,) and 0 <= score.min() and score.max() <= 1
     assert torch.isfinite(parts["image"])
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_resume_on_cuda(tmp_path):
+    """The checkpoint is loaded with map_location=cuda; its RNG states must go back to the CPU."""
+    first = Trainer(tiny_train_config(steps=4), tmp_path, device="cuda", dataset=FakeWeather(), show_progress=False)
+    first.fit(2)
+    resumed = Trainer(tiny_train_config(steps=4), tmp_path, device="cuda", dataset=FakeWeather(), show_progress=False)
+    resumed.resume()
+    assert resumed.step == 2
+    resumed.fit()
+    assert resumed.step == 4 and load_checkpoint(tmp_path / "last.pt")["step"] == 4

@@ -73,7 +73,7 @@ class TrainConfig:
     ema_decay: float = 0.999
     ema_warmup: bool = True               # decay ramps as min(decay, (1 + n) / (10 + n))
     seed: int = 0
-    flips: bool = True                    # random horizontal / vertical flips (same on every field)
+    flips: bool = True                    # random left-right mirroring (same on every field)
     num_workers: int = 0
     threads: int = 0                      # torch threads; 0 = all cores
     amp: str = "auto"                     # bf16 autocast: auto (on CUDA with bf16), bf16, off

@@ -11,6 +11,7 @@ One step:
 Runs on CPU or GPU, and under torchrun (DDP: gloo on CPU, nccl on CUDA; rank 0 writes).
 """
 import contextlib
+import gc
 import json
 import logging
 import math
@@ -345,5 +346,11 @@ class Trainer:
         return scores
 
     def close(self) -> None:
+        """Leave the process group in step with the other ranks. DDP's reducer holds the group:
+        freed only at interpreter exit, gloo's threads could abort the process (SIGABRT)."""
         if self.world > 1 and dist.is_initialized():
+            dist.barrier()
+            if isinstance(self.net, nn.parallel.DistributedDataParallel):
+                self.net = self.net.module
+            gc.collect()
             dist.destroy_process_group()
