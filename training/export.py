@@ -72,17 +72,16 @@ def measure_scores(model, folders: Dict[str, str], tile: int = 512, overlap: int
     from ..evaluation.evaluate import evaluate_folder
     scores = {}
     for name, folder in folders.items():
-        pair_dirs = dict(input_dir=folder, target_dir=folder) if clean else {}
-        res = evaluate_folder(model, None if clean else folder, tile=tile, overlap=overlap, limit=limit,
-                              name=name, progress=progress, **pair_dirs)
-        entry = {"folder": f"{folder} (input = target)" if clean else str(folder), "count": res["count"],
-                 "protocol": res["protocol"], "tile": tile, "overlap": overlap}
-        if not clean:
-            entry["input"] = {k: round(res["rows"][0][k], 4) for k in SCORE_KEYS}
-        entry["model"] = {k: round(res["rows"][-1][k], 4) for k in SCORE_KEYS}
+        kw = dict(tile=tile, overlap=overlap, limit=limit, name=name, progress=progress)
         if clean:
-            entry["what"] = "do-no-harm: clean photos in, compared with themselves"
-        scores[name] = entry
+            res = evaluate_folder(model, None, input_dir=folder, target_dir=folder, **kw)
+            entry = {"folder": f"{folder} (input = target)",
+                     "what": "do-no-harm: clean photos in, compared with themselves"}
+        else:
+            res = evaluate_folder(model, folder, **kw)
+            entry = {"folder": str(folder), "input": {k: round(res["rows"][0][k], 4) for k in SCORE_KEYS}}
+        scores[name] = {**entry, "count": res["count"], "protocol": res["protocol"], "tile": tile,
+                        "overlap": overlap, "model": {k: round(res["rows"][-1][k], 4) for k in SCORE_KEYS}}
     return scores
 
 
