@@ -31,6 +31,24 @@ def test_frequency_l1_of_a_constant_offset_is_its_dc_term():
     assert L.frequency_l1(t, t).item() == pytest.approx(0.0, abs=1e-7)
 
 
+def test_psnr_loss_is_minus_the_psnr_and_weighs_samples_in_db():
+    t = torch.rand(2, 3, 8, 8)
+    y = t.clone()
+    y[0] += 0.1                                   # MSE 0.01 -> 20 dB
+    y[1] += 0.01                                  # MSE 1e-4 -> 40 dB
+    v = L.psnr_loss(y, t, eps=0.0)
+    assert v.tolist() == pytest.approx([-20.0, -40.0], abs=1e-4)
+    assert L.psnr_loss(t, t).tolist() == pytest.approx([-50.0, -50.0], abs=1e-4)   # eps caps at 50 dB
+    # the gradient is scaled by 1 / MSE: the same relative error costs the same in both samples
+    y.requires_grad_(True)
+    L.psnr_loss(y, t, eps=0.0).sum().backward()
+    g = y.grad.flatten(1).norm(dim=1)
+    assert g[1].item() == pytest.approx(10 * g[0].item(), rel=1e-3)
+    terms = L.image_losses(y.detach(), t, {"pixel": 1.0, "psnr": 0.01})
+    # default eps 1e-5: 10 log10(0.01 + 1e-5), 10 log10(1e-4 + 1e-5), times the weight
+    assert terms["psnr"].tolist() == pytest.approx([0.1 * math.log10(0.01001), 0.1 * math.log10(1.1e-4)], abs=1e-4)
+
+
 def test_ssim_identity_and_constant_images():
     x = torch.rand(2, 3, 16, 16)
     assert torch.allclose(L.ssim(x, x), torch.ones(2), atol=1e-5)

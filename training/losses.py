@@ -5,6 +5,9 @@ each sample before the mean:
     pixel     Charbonnier  sqrt((y - t)^2 + eps^2)                       (robust L1)
     frequency L1 between rfft2(y) and rfft2(t), real and imaginary parts  (sharp edges, streak spectra)
     ssim      1 - SSIM, Gaussian window 11x11, sigma 1.5, on each RGB channel
+    psnr      10 log10(MSE + eps), i.e. minus the PSNR of the sample: the benchmark's own measure.
+              Its gradient is scaled by 1 / MSE, so every sample counts in dB as the mean PSNR of a
+              test set does, and a bright leftover streak costs more than under an L1
 Head terms supervise the learned signal providers with the synthesizer's exact labels.
 """
 from typing import Optional
@@ -26,6 +29,12 @@ def frequency_l1(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     ft = torch.fft.rfft2(t.float(), norm="ortho")
     d = torch.view_as_real(fy - ft).abs()                      # (B, C, H, W//2+1, 2)
     return d.mean(dim=(1, 2, 3, 4))
+
+
+def psnr_loss(y: torch.Tensor, t: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
+    """(B, C, H, W) x2 -> (B,): 10 log10(MSE + eps), minus the PSNR in dB (data range 1). eps caps
+    a sample's PSNR at 50 dB, so a flat crop restored nearly exactly does not take over the batch."""
+    return 10 * torch.log10(((y - t) ** 2).mean(dim=(1, 2, 3)) + eps)
 
 
 def _gaussian_window(size: int, sigma: float, channels: int, device, dtype) -> torch.Tensor:
@@ -61,6 +70,8 @@ def image_losses(y: torch.Tensor, t: torch.Tensor, w: dict) -> dict:
         out["freq"] = w["freq"] * frequency_l1(y, t)
     if w.get("ssim", 0):
         out["ssim"] = w["ssim"] * (1 - ssim(y, t))
+    if w.get("psnr", 0):
+        out["psnr"] = w["psnr"] * psnr_loss(y, t)
     return out
 
 

@@ -18,6 +18,7 @@ DEFAULT_LOSS = {
     "charbonnier_eps": 1e-3,
     "freq": 0.05,            # L1 between 2-D FFTs (real and imaginary parts)
     "ssim": 0.2,             # 1 - SSIM (Gaussian 11x11, sigma 1.5) on RGB
+    "psnr": 0.0,             # 10 log10(MSE): minus the PSNR per sample (negative; only gradients matter)
     "prior": 0.1,            # BCE-with-logits, prior head vs the synthesizer's labels
     "density": 0.1,          # BCE-with-logits, density head vs the synthesizer's density map
     "quality": 0.05,         # cross-entropy over tiers low / medium / high
