@@ -29,7 +29,7 @@ def _load_clip(choice: str, dtype):
         raise RuntimeError(f"clip '{choice}': {e} (CLIP files go in one of {paths.clip_dirs()})") from e
     patcher = model_patcher.wrap_shared(bundle.model, dtype)
     signals = ClipSignals(bundle.model, bundle.tokenizer, bundle.mean, bundle.std,
-                          learned_prompts=getattr(bundle, "learned_prompts", None))
+                          learned_prompts=bundle.learned_prompts)
     return signals, patcher
 
 
