@@ -1,7 +1,8 @@
 """How weights behave when their own density map is scaled, on three sets: the first 20 Rain100L pairs,
 held-out synthetic light rain and clean photos (16 photos each, as scripts/synth_recipe_eval.py draws
-them). Also prints the mean |Y offset| (restored minus target mean luma, per image) on Rain100L: a large
-offset means whole-image brightness changes rather than local rain removal.
+them). Also prints, at gain 1, the mean |Y offset| (restored minus target mean luma, per image): a large
+offset means whole-image brightness changes rather than local rain removal; and the share of the rain
+left, <out - target, in - target> / |in - target|^2 on Y (0 = all removed, 1 = untouched).
 
     .venv/bin/python scripts/density_gain_check.py weights/weather_s_v2.safetensors 1.3
 Whole images are restored in one pass (no tiles). A diagnostic, not a setting of the pack.
@@ -42,15 +43,19 @@ def main(weights: str, gain: str = "1.3", threads: int = 2) -> None:
     torch.set_num_threads(int(threads))
     model, _ = S.load_model(weights)
     for recipe in ("rain100L", "rain_light", "clean"):
-        psnr, offset = {1.0: [], float(gain): []}, []
+        psnr, offset, left = {1.0: [], float(gain): []}, [], []
         for x, clean in pairs(recipe):
             for g in psnr:
                 out = restore(model, x, g)
                 psnr[g].append(S.score_pair(out, clean)["y_psnr"])
                 if g == 1.0:
-                    offset.append(abs(float(rgb_to_y(out, False).mean() - rgb_to_y(clean, False).mean())))
+                    y_out, y_clean = rgb_to_y(out, False), rgb_to_y(clean, False)
+                    offset.append(abs(float(y_out.mean() - y_clean.mean())))
+                    rain = rgb_to_y(S.quantize(x[0].permute(1, 2, 0)), False) - y_clean
+                    if (rain ** 2).sum() > 0:
+                        left.append(float(((y_out - y_clean) * rain).sum() / (rain ** 2).sum()))
         print(f"{recipe}: " + ", ".join(f"density x{g}: {np.mean(v):.2f} dB" for g, v in psnr.items()) +
-              f"; mean |Y offset| {np.mean(offset):.2f} (x1.0)")
+              f"; mean |Y offset| {np.mean(offset):.2f}" + (f", rain left {np.mean(left):.2f}" if left else "") + " (x1.0)")
 
 
 if __name__ == "__main__":
