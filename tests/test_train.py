@@ -174,3 +174,29 @@ def test_resume_on_cuda(tmp_path):
     assert resumed.step == 2
     resumed.fit()
     assert resumed.step == 4 and load_checkpoint(tmp_path / "last.pt")["step"] == 4
+
+
+def test_config_base_chain_merges_sections_and_replaces_the_rest(tmp_path):
+    from weather_restore.training.train_config import load_train_config
+    (tmp_path / "a.json").write_text(json.dumps({"lr": 1e-3, "steps": 50, "recipe_weights": {"rain_light": 0.5, "haze": 0.5},
+                                                 "loss": {"pixel": 0.7, "ssim": 0.3}}))
+    (tmp_path / "b.json").write_text(json.dumps({"base": str(tmp_path / "a.json"), "lr": 2e-4,
+                                                 "recipe_weights": {"haze": 1.0}, "loss": {"psnr": 0.01}}))
+    (tmp_path / "c.json").write_text(json.dumps({"base": str(tmp_path / "b.json"), "steps": 7}))
+    c = load_train_config(tmp_path / "c.json")
+    assert (c.name, c.lr, c.steps) == ("c", 2e-4, 7)
+    assert c.recipe_weights == {"haze": 1.0}                       # replaced whole, not merged
+    assert (c.loss["pixel"], c.loss["ssim"], c.loss["psnr"], c.loss["freq"]) == (0.7, 0.3, 0.01, 0.05)
+    (tmp_path / "a.json").write_text(json.dumps({"base": str(tmp_path / "c.json")}))
+    with pytest.raises(ValueError, match="loop"):
+        load_train_config(tmp_path / "c.json")
+    (tmp_path / "d.json").write_text(json.dumps({"base": "no_such_config"}))
+    with pytest.raises(FileNotFoundError, match="no_such_config"):
+        load_train_config(tmp_path / "d.json")
+
+
+def test_stage_configs_resolve_through_their_bases():
+    from weather_restore.training.train_config import load_train_config
+    low = load_train_config("s_psnr_lowlr")                        # -> s_psnr_ft -> s_rain_ft2
+    assert (low.name, low.lr, low.steps, low.init_weights) == ("s_psnr_lowlr", 4e-5, 1600, "weights/weather_s_v2.safetensors")
+    assert low.loss["psnr"] == 0.01 and low.recipe_weights["rain_light"] == 0.6 and low.eval["every_steps"] == 400

@@ -1,7 +1,9 @@
 """Training hyper-parameters are data: one JSON per run recipe in `training/configs/`, loaded here.
 
 Nested sections (`loss`, `teacher`, `nlcl`, `eval`) are plain dicts merged over the defaults
-below, so a config only names what it changes. Relative paths (data roots, init weights, eval
+below, so a config only names what it changes. A config may name a `base` config: it starts from
+that one's values (its sections merged key by key the same way, every other key replaced whole), so a
+fine-tuning stage is written as what differs from the stage it follows. Relative paths (data roots, init weights, eval
 folder) are resolved against the pack root, so `../shared/data/train/clean` works from any cwd.
 """
 import copy
@@ -137,6 +139,26 @@ def load_train_config(name_or_path) -> TrainConfig:
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in TRAIN_CONFIG_DIR.glob("*.json")))
         raise FileNotFoundError(f"train config '{name_or_path}' not found; known: {known}, or give a JSON path")
+    return TrainConfig.from_dict(_read_with_bases(path, ()))
+
+
+SECTIONS = ("loss", "teacher", "nlcl", "eval")
+
+
+def _read_with_bases(path: Path, chain: tuple) -> dict:
+    """A config file's dict with its `base` chain applied (the base is a config name or a path)."""
+    if path in chain:
+        raise ValueError(f"train config {path.stem}: 'base' configs form a loop: "
+                         f"{' -> '.join(p.stem for p in chain + (path,))}")
     d = json.loads(path.read_text())
     d.setdefault("name", path.stem)
-    return TrainConfig.from_dict(d)
+    base = d.pop("base", None)
+    if base is None:
+        return d
+    base_path = Path(base) if Path(base).suffix else TRAIN_CONFIG_DIR / f"{base}.json"
+    if not base_path.is_file():
+        raise FileNotFoundError(f"train config {d['name']}: base '{base}' not found ({base_path})")
+    merged = _read_with_bases(base_path, chain + (path,))
+    for key, value in d.items():
+        merged[key] = {**merged.get(key, {}), **value} if key in SECTIONS else value
+    return merged
