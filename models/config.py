@@ -23,6 +23,7 @@ class RestorerConfig:
     ssm_state: int = 8                     # N, state size of the selective scan (global path)
     ssm_chunk: int = 32                    # chunk length of the parallel scan (memory vs speed, same result)
     density_level: int = 1                 # encoder level whose features feed the density head
+    density_refine: int = 0                # channels of the full-resolution density refiner (0 = none)
     sar_hidden_ratio: float = 1.0          # width of the SAR residual branch, relative to dim
 
     def __post_init__(self):
@@ -40,6 +41,8 @@ class RestorerConfig:
             raise ValueError(f"config '{self.name}': dims {bad} are not multiples of head_dim={self.head_dim}")
         if not 0 <= self.density_level < levels:
             raise ValueError(f"config '{self.name}': density_level must be in [0, {levels - 1}]")
+        if self.density_refine < 0:
+            raise ValueError(f"config '{self.name}': density_refine must be >= 0; got {self.density_refine}")
 
     @property
     def levels(self) -> int:

@@ -54,5 +54,26 @@ class DensityHead(nn.Module):
         return self.local(f) + self.globl(f.mean(dim=(2, 3)))[:, :, None, None]
 
 
+class DensityRefiner(nn.Module):
+    """Sharpens the coarse density map at full resolution. Rain streaks are 1-3 px wide; the coarse
+    head sees them at half resolution or less, which blurs where the rain is (the restorer removes
+    rain well when told exactly where it is). Three 3x3 convolutions over [image, full-resolution
+    encoder features, coarse logits] add a correction to the coarse logits."""
+
+    def __init__(self, feat_dim: int, hidden: int, device=None, dtype=None):
+        super().__init__()
+        kw = dict(device=device, dtype=dtype)
+        self.body = nn.Sequential(
+            nn.Conv2d(3 + feat_dim + 1, hidden, 3, padding=1, **kw), nn.GELU(),
+            nn.Conv2d(hidden, hidden, 3, padding=1, **kw), nn.GELU(),
+            nn.Conv2d(hidden, 1, 3, padding=1, **kw))
+        with torch.no_grad():               # starts as the identity on the coarse map
+            self.body[-1].weight.zero_()
+            self.body[-1].bias.zero_()
+
+    def forward(self, x: torch.Tensor, feat: torch.Tensor, coarse_logits: torch.Tensor) -> torch.Tensor:
+        return coarse_logits + self.body(torch.cat([x, feat, coarse_logits], dim=1))
+
+
 def upsample_to(t: torch.Tensor, size) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)

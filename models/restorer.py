@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from .config import RestorerConfig
 from .cwp import WeatherTokens
 from .dual_aggregation import DualAggregationBlock
-from .heads import DensityHead, PriorHead, QualityHead, upsample_to
+from .heads import DensityHead, DensityRefiner, PriorHead, QualityHead, upsample_to
 from .sar import Downsample, SARUnit, Upsample
 from .signals import WEATHER_TYPES, check_density, check_prior
 
@@ -63,6 +63,7 @@ class WeatherRestorer(nn.Module):
         self.prior_head = PriorHead(dims[-1], **kw)
         self.quality_head = QualityHead(dims[-1], **kw)
         self.density_head = DensityHead(dims[cfg.density_level], **kw)
+        self.density_refiner = DensityRefiner(dims[0], cfg.density_refine, **kw) if cfg.density_refine else None
         self.weather_tokens = WeatherTokens(len(WEATHER_TYPES), dims[-1], **kw)
         token_dim = dims[-1]
 
@@ -93,10 +94,12 @@ class WeatherRestorer(nn.Module):
             attns.append(a)
         return feats, attns
 
-    def _heads(self, feats, size):
+    def _heads(self, feats, xp):
         prior_logits = self.prior_head(feats[-1])
         quality_logits = self.quality_head(feats[-1])
-        density_logits = upsample_to(self.density_head(feats[self.cfg.density_level]), size)
+        density_logits = upsample_to(self.density_head(feats[self.cfg.density_level]), xp.shape[-2:])
+        if self.density_refiner is not None:
+            density_logits = self.density_refiner(xp, feats[0], density_logits)
         return prior_logits, density_logits, quality_logits
 
     @torch.no_grad()
@@ -105,7 +108,7 @@ class WeatherRestorer(nn.Module):
         H, W = x.shape[-2:]
         xp = pad_to_multiple(x, self.cfg.stride)
         feats, _ = self._encode(xp)
-        p, d, q = self._heads(feats, xp.shape[-2:])
+        p, d, q = self._heads(feats, xp)
         return Signals(p, d[..., :H, :W], q)
 
     # -- full forward ---------------------------------------------------------------------
@@ -117,7 +120,7 @@ class WeatherRestorer(nn.Module):
         B, _, H, W = x.shape
         xp = pad_to_multiple(x, self.cfg.stride)
         feats, attns = self._encode(xp)
-        prior_logits, density_logits, quality_logits = self._heads(feats, xp.shape[-2:])
+        prior_logits, density_logits, quality_logits = self._heads(feats, xp)
 
         p = torch.sigmoid(prior_logits) if prior is None else check_prior(prior.to(x), B)
         if density is None:

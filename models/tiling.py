@@ -1,7 +1,7 @@
 """Tiled inference: restore images of any size one tile at a time, blended with feathered weights.
 
-    signals   prior p and density D once for the whole image (caller-given ones win); the learned
-              heads run on a copy whose longest side is about `tile`, D is upsampled back
+    signals   prior p and density D once for the whole image (caller-given ones win): the prior
+              from a copy whose longest side is about `tile`, D at full resolution tile by tile
     tiles     plan_tiles(H, W, tile, overlap): overlapping windows that cover every pixel, starts
               aligned to the network stride where possible (same window grid as the whole image)
     blend     out = sum_t w_t * model(x_t, p, D_t) / sum_t w_t, w_t a raised-cosine ramp over the
@@ -77,21 +77,36 @@ def _model_place(model: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
 
 @torch.no_grad()
 def global_signals(model, x: torch.Tensor, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
-    """Learned prior (B, K) and density (B, 1, H, W) in [0, 1] of x (B, 3, H, W), from a copy whose
-    longest side is at most `size` (the heads look at the whole scene at a cost of one tile)."""
+    """Learned prior (B, K) and density (B, 1, H, W) in [0, 1] of x (B, 3, H, W).
+
+    The prior comes from a copy whose longest side is at most `size` (the head looks at the whole
+    scene at the cost of one tile). The density is predicted at full resolution, tile by tile with
+    feathered blending: rain streaks are 1-3 px wide, and a map from a downscaled copy would blur
+    them away before the restorer (which runs at full resolution) is told where they are."""
     H, W = x.shape[-2:]
     device, dtype = _model_place(model)
+    overlap = min(64, size // 4)
+    tiles = plan_tiles(H, W, size, overlap, align=getattr(getattr(model, "cfg", None), "stride", 1))
     priors, densities = [], []
     for i in range(x.shape[0]):                 # one item at a time: one tile's worth of activations
         xi = x[i:i + 1].to(device=device, dtype=dtype)
+        if len(tiles) == 1:
+            sig = model.predict_signals(xi)
+            priors.append(torch.sigmoid(sig.prior_logits.float()).to(x.device))
+            densities.append(torch.sigmoid(sig.density_logits.float()).to(x.device))   # (1, 1, H, W)
+            continue
         scale = size / max(H, W)
-        if scale < 1:
-            small = (max(1, round(H * scale)), max(1, round(W * scale)))
-            xi = F.interpolate(xi, size=small, mode="bilinear", align_corners=False, antialias=True)
-        sig = model.predict_signals(xi)
-        priors.append(torch.sigmoid(sig.prior_logits.float()).to(x.device))
-        d = F.interpolate(sig.density_logits.float(), size=(H, W), mode="bilinear", align_corners=False)
-        densities.append(torch.sigmoid(d).to(x.device))   # (1, 1, H, W)
+        small = (max(1, round(H * scale)), max(1, round(W * scale)))
+        whole = F.interpolate(xi, size=small, mode="bilinear", align_corners=False, antialias=True)
+        priors.append(torch.sigmoid(model.predict_signals(whole).prior_logits.float()).to(x.device))
+        acc = torch.zeros(1, 1, H, W, dtype=torch.float32, device=x.device)
+        norm = torch.zeros(H, W, dtype=torch.float32, device=x.device)
+        for y0, y1, x0, x1 in tiles:
+            w = (_ramp(y1 - y0, y0, y1, H, overlap)[:, None] * _ramp(x1 - x0, x0, x1, W, overlap)[None, :]).to(x.device)
+            logits = model.predict_signals(xi[..., y0:y1, x0:x1]).density_logits.float().to(x.device)
+            acc[..., y0:y1, x0:x1] += torch.sigmoid(logits) * w
+            norm[y0:y1, x0:x1] += w
+        densities.append(acc / norm)
     return torch.cat(priors), torch.cat(densities)
 
 

@@ -54,15 +54,18 @@ def read_config(path) -> RestorerConfig:
     return RestorerConfig.from_json(meta["config"])
 
 
-def load_state_strict(model: torch.nn.Module, state: dict, source) -> None:
+def load_state_strict(model: torch.nn.Module, state: dict, source, new_modules=()) -> None:
+    """Load every key strictly; keys under `new_modules` (name prefixes, modules added on top of the
+    file's network and trained from their own initialisation) may be absent from the file."""
     expected, given = set(model.state_dict()), set(state)
-    missing, unexpected = sorted(expected - given), sorted(given - expected)
+    missing = sorted(k for k in expected - given if not any(k.startswith(m + ".") for m in new_modules))
+    unexpected = sorted(given - expected)
     if missing or unexpected:
         raise WeightsError(
             f"{source} does not fit the network: {len(missing)} missing keys {missing[:8]}, "
             f"{len(unexpected)} unexpected keys {unexpected[:8]}; the file was made for another config")
     try:
-        model.load_state_dict(state, strict=True)
+        model.load_state_dict({**model.state_dict(), **state}, strict=True)
     except RuntimeError as e:                                   # shape mismatches
         raise WeightsError(f"{source} does not fit the network: {e}") from e
 

@@ -73,13 +73,22 @@ def test_blending_is_exact_for_a_pointwise_model():
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
 
 
-def test_signals_computed_once_per_item_on_a_downscaled_copy():
+def test_signals_once_per_image_prior_downscaled_density_at_full_resolution():
     m = PixelModel()
     x = torch.rand(2, 3, 70, 95, generator=torch.Generator().manual_seed(1))
     out = restore_image(m, x, tile=32, overlap=8)
-    assert m.signal_calls == 2                                     # once per item, not per tile
+    density_tiles = len(plan_tiles(70, 95, 32, 8, align=8))
+    assert density_tiles > 1 and m.signal_calls == 2 * (1 + density_tiles)   # signals once, not per restore tile
     p, d = global_signals(m, x, 32)
-    assert p.shape == (2, 4) and d.shape == (2, 1, 70, 95) and float(d.min()) >= 0 and float(d.max()) <= 1
+    assert p.shape == (2, 4) and d.shape == (2, 1, 70, 95)
+    # the pointwise density comes back exactly as the whole full-resolution image would give it ...
+    torch.testing.assert_close(d, torch.sigmoid(x.mean(dim=1, keepdim=True) - 0.5), atol=1e-6, rtol=0)
+    # ... while the prior sees the whole scene once, downscaled (antialiased, so the mean is kept)
+    torch.testing.assert_close(p, x.mean(dim=(1, 2, 3))[:, None].repeat(1, 4).sigmoid(), atol=2e-3, rtol=0)
+    m.signal_calls = 0
+    small = torch.rand(1, 3, 20, 30)
+    global_signals(m, small, 32)
+    assert m.signal_calls == 1                                     # fits in one tile: one call
     torch.testing.assert_close(out, restore_image(m, x, p, d, tile=32, overlap=8))
     given = torch.full((1, 4), 0.25)                              # a caller-given prior wins
     torch.testing.assert_close(restore_image(m, x, given, d, tile=32, overlap=8),

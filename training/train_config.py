@@ -83,6 +83,9 @@ class TrainConfig:
     ckpt_every_steps: int = 500
     ckpt_every_minutes: float = 10.0
     log_every: int = 10
+    stage: str = "full"                   # full: the whole restorer; signals: encoder + heads only, head losses
+    trainable: Optional[list] = None      # module-name prefixes that train (None = all); the rest is frozen
+    new_modules: list = dataclasses.field(default_factory=list)  # prefixes init_weights may lack (added modules)
     loss: dict = dataclasses.field(default_factory=dict)
     teacher: dict = dataclasses.field(default_factory=dict)
     nlcl: dict = dataclasses.field(default_factory=dict)
@@ -102,6 +105,11 @@ class TrainConfig:
         if self.crop < 8 or self.batch < 1 or self.steps < 0:
             raise ValueError(f"train config '{self.name}': need crop >= 8, batch >= 1, steps >= 0; got "
                              f"crop={self.crop}, batch={self.batch}, steps={self.steps}")
+        if self.stage not in ("full", "signals"):
+            raise ValueError(f"train config '{self.name}': stage must be full or signals; got {self.stage!r}")
+        if self.stage == "signals" and not (self.loss["prior"] or self.loss["density"]):
+            raise ValueError(f"train config '{self.name}': stage 'signals' trains the prior and density heads "
+                             f"only, so it needs loss.prior or loss.density above 0")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"train config '{self.name}': amp must be auto, bf16 or off; got {self.amp!r}")
         if self.loss["difficulty_perceiver"] not in ("learned", "clip"):

@@ -45,7 +45,7 @@ def encoder_signals(model: WeatherRestorer, x: torch.Tensor):
     """Encoder + heads with gradients (predict_signals is no-grad): (prior, density, quality) logits."""
     xp = pad_to_multiple(x, model.cfg.stride)
     feats, _ = model._encode(xp)
-    return model._heads(feats, xp.shape[-2:])
+    return model._heads(feats, xp)
 
 
 class TrainNet(nn.Module):
@@ -57,7 +57,11 @@ class TrainNet(nn.Module):
         self.restorer = restorer
 
     def forward(self, x, prior=None, density=None, extra: Optional[torch.Tensor] = None,
-                real: Optional[torch.Tensor] = None):
+                real: Optional[torch.Tensor] = None, signals_only: bool = False):
+        if signals_only:                       # stage "signals": no restoration body, heads only
+            p, d, q = encoder_signals(self.restorer, x)
+            return {"pred_prior_logits": p, "pred_density_logits": d[..., :x.shape[-2], :x.shape[-1]],
+                    "quality_logits": q}
         out = self.restorer(x, prior, density)
         res = {k: getattr(out, k) for k in out.__dataclass_fields__}
         res["extra_quality_logits"] = encoder_signals(self.restorer, extra)[2] if extra is not None else None
@@ -75,8 +79,9 @@ def build_dataset(cfg: TrainConfig):
     return SyntheticWeatherDataset(roots, crop=cfg.crop, seed=cfg.seed, **kw)
 
 
-def load_init_weights(model: WeatherRestorer, path) -> None:
-    """Start from a `.safetensors` export or a training checkpoint (its EMA weights)."""
+def load_init_weights(model: WeatherRestorer, path, new_modules=()) -> None:
+    """Start from a `.safetensors` export or a training checkpoint (its EMA weights). Modules named in
+    `new_modules` (added on top of the file's network) keep their own initialisation."""
     from ..models.weights_io import load_restorer, load_state_strict
     path = resolve_path(path)
     if not path.is_file():
@@ -84,12 +89,23 @@ def load_init_weights(model: WeatherRestorer, path) -> None:
                                 f"or point init_weights at an exported .safetensors file")
     if path.suffix == ".safetensors":
         src = load_restorer(path)
-        if src.cfg != model.cfg:
+        if src.cfg != model.cfg and not new_modules:
             raise ValueError(f"init weights {path} are config '{src.cfg.name}', the run uses '{model.cfg.name}'")
-        model.load_state_dict(src.state_dict(), strict=True)
+        load_state_strict(model, src.state_dict(), path, new_modules)
     else:
-        load_state_strict(model, load_checkpoint(path)["ema"]["model"], path)
+        load_state_strict(model, load_checkpoint(path)["ema"]["model"], path, new_modules)
     log.info("initial weights from %s", path)
+
+
+def freeze_except(model: nn.Module, prefixes) -> None:
+    """Only parameters under the named modules train (e.g. ["density_head", "density_refiner"])."""
+    names = [n for n, _ in model.named_parameters()]
+    unknown = [p for p in prefixes if not any(n.startswith(p + ".") for n in names)]
+    if unknown:
+        top = sorted({n.split(".")[0] for n in names})
+        raise ValueError(f"trainable modules {unknown} are not in the network; its modules: {top}")
+    for n, p in model.named_parameters():
+        p.requires_grad_(any(n.startswith(q + ".") for q in prefixes))
 
 
 class Trainer:
@@ -112,13 +128,16 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         self.model = WeatherRestorer(load_config(cfg.model)).to(self.device)
         if cfg.init_weights:
-            load_init_weights(self.model, cfg.init_weights)
+            load_init_weights(self.model, cfg.init_weights, cfg.new_modules)
+        if cfg.trainable is not None:
+            freeze_except(self.model, cfg.trainable)
         self.ema = EMA(self.model, cfg.ema_decay, cfg.ema_warmup)
         self.net = TrainNet(self.model)
         if self.world > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
             w = cfg.loss        # a head without a loss, or skipped on some steps, leaves parameters unused
-            every_step = all(w[k] for k in ("prior", "density", "quality")) and int(w["quality_every"]) == 1
+            every_step = all(w[k] for k in ("prior", "density", "quality")) and int(w["quality_every"]) == 1 \
+                and cfg.stage == "full"
             self.net = nn.parallel.DistributedDataParallel(self.net, device_ids=ids,
                                                            find_unused_parameters=not every_step)
         self.opt = build_optimizer(self.model, cfg.lr, cfg.weight_decay, cfg.betas)
@@ -187,7 +206,21 @@ class Trainer:
         os.replace(tmp, curve)
 
     # -- one step -------------------------------------------------------------------------
+    def signal_losses(self, batch: dict) -> dict:
+        """Stage "signals": the prior and density heads against the synthesizer's labels, nothing else."""
+        w = self.cfg.loss
+        out = self.net(batch["weathered"], signals_only=True)
+        parts = {}
+        if w["prior"]:
+            parts["prior"] = w["prior"] * L.prior_loss(out["pred_prior_logits"], batch["prior"].float())
+        if w["density"]:
+            parts["density"] = w["density"] * L.density_loss(out["pred_density_logits"], batch["density"].float())
+        parts["total"] = sum(parts.values())
+        return parts
+
     def losses(self, batch: dict, step: int) -> dict:
+        if self.cfg.stage == "signals":
+            return self.signal_losses(batch)
         cfg, w = self.cfg, self.cfg.loss
         g = generator_for(cfg.seed, step, self.rank, 3)
         weathered, clean = batch["weathered"], batch["clean"]

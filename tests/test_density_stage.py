@@ -1,0 +1,77 @@
+"""The full-resolution density refiner and the "signals" training stage that fits it on top of
+frozen weights: the refiner starts as the identity on the coarse map, only the named modules train,
+the rest of the network stays bit-identical, and weights without the refiner load into it."""
+import dataclasses
+import json
+
+import pytest
+import torch
+
+from weather_restore.models import WeatherRestorer, load_config
+from weather_restore.models.weights_io import WeightsError, load_state_strict, save_restorer
+from weather_restore.training.train_config import TrainConfig
+from weather_restore.training.trainer import Trainer, freeze_except
+
+import train_helpers as _helpers
+FakeWeather, tiny_train_config = _helpers.FakeWeather, _helpers.tiny_train_config
+
+
+def _refined_config(tmp_path, channels=8):
+    cfg = dataclasses.replace(load_config("tiny"), name="tiny_dr", density_refine=channels)
+    path = tmp_path / "tiny_dr.json"
+    path.write_text(json.dumps(dataclasses.asdict(cfg)))
+    return path
+
+
+def test_refiner_starts_as_the_coarse_map_and_costs_few_parameters(tmp_path):
+    torch.manual_seed(0)
+    plain = WeatherRestorer(load_config("tiny")).eval()
+    refined = WeatherRestorer(load_config(str(_refined_config(tmp_path)))).eval()
+    load_state_strict(refined, plain.state_dict(), "plain tiny", new_modules=["density_refiner"])
+    x = torch.rand(2, 3, 21, 34)
+    a, b = plain.predict_signals(x), refined.predict_signals(x)
+    assert b.density_logits.shape == (2, 1, 21, 34)
+    assert torch.equal(a.density_logits, b.density_logits)        # zero-initialised last layer
+    extra = sum(p.numel() for p in refined.density_refiner.parameters())
+    assert extra == (3 + 16 + 1) * 8 * 9 + 8 + 8 * 8 * 9 + 8 + 8 * 9 + 1
+    with torch.no_grad():                                         # once trained, it changes the map
+        refined.density_refiner.body[-1].bias.fill_(1.0)
+    assert torch.allclose(refined.predict_signals(x).density_logits, a.density_logits + 1.0, atol=1e-5)
+
+
+def test_missing_keys_are_refused_unless_they_belong_to_new_modules(tmp_path):
+    plain = WeatherRestorer(load_config("tiny"))
+    refined = WeatherRestorer(load_config(str(_refined_config(tmp_path))))
+    with pytest.raises(WeightsError, match="density_refiner"):
+        load_state_strict(refined, plain.state_dict(), "plain tiny")
+    state = {k: v for k, v in plain.state_dict().items() if not k.startswith("prior_head.")}
+    with pytest.raises(WeightsError, match="prior_head"):
+        load_state_strict(refined, state, "plain tiny", new_modules=["density_refiner"])
+
+
+def test_signals_stage_trains_only_the_named_modules(tmp_path):
+    torch.manual_seed(1)
+    base = save_restorer(WeatherRestorer(load_config("tiny")), tmp_path / "base.safetensors")
+    cfg = tiny_train_config(model=str(_refined_config(tmp_path)), init_weights=str(base), steps=30,
+                            lr=1e-2, warmup=1, flips=False, stage="signals",
+                            trainable=["density_head", "density_refiner"], new_modules=["density_refiner"],
+                            loss={"prior": 0.0, "density": 1.0, "quality": 0.0})
+    tr = Trainer(cfg, tmp_path / "run", dataset=FakeWeather(n=2), show_progress=False)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.fit()
+    after = tr.model.state_dict()
+    changed = {k.split(".")[0] for k in after if not torch.equal(before[k], after[k])}
+    assert changed == {"density_head", "density_refiner"}
+    curve = [json.loads(ln) for ln in (tmp_path / "run" / "curve.jsonl").read_text().splitlines()]
+    losses = [r["losses"] for r in curve if "losses" in r]
+    assert set(losses[0]) == {"density", "total", "grad_norm"}
+    assert losses[-1]["density"] < 0.7 * losses[0]["density"], (losses[0], losses[-1])
+
+
+def test_stage_and_trainable_are_checked():
+    with pytest.raises(ValueError, match="stage must be full or signals"):
+        TrainConfig(stage="heads")
+    with pytest.raises(ValueError, match="loss.prior or loss.density"):
+        TrainConfig(stage="signals", loss={"prior": 0.0, "density": 0.0})
+    with pytest.raises(ValueError, match="not in the network.*density_head"):
+        freeze_except(WeatherRestorer(load_config("tiny")), ["density_heads"])
