@@ -24,6 +24,7 @@ class RestorerConfig:
     ssm_chunk: int = 32                    # chunk length of the parallel scan (memory vs speed, same result)
     density_level: int = 1                 # encoder level whose features feed the density head
     density_refine: int = 0                # channels of the full-resolution density refiner (0 = none)
+    density_refine_blocks: int = 2         # its dilated residual blocks (dilations 1, 2, 4, ...)
     sar_hidden_ratio: float = 1.0          # width of the SAR residual branch, relative to dim
 
     def __post_init__(self):
@@ -41,8 +42,9 @@ class RestorerConfig:
             raise ValueError(f"config '{self.name}': dims {bad} are not multiples of head_dim={self.head_dim}")
         if not 0 <= self.density_level < levels:
             raise ValueError(f"config '{self.name}': density_level must be in [0, {levels - 1}]")
-        if self.density_refine < 0:
-            raise ValueError(f"config '{self.name}': density_refine must be >= 0; got {self.density_refine}")
+        if self.density_refine < 0 or self.density_refine_blocks < 0:
+            raise ValueError(f"config '{self.name}': density_refine and density_refine_blocks must be >= 0; "
+                             f"got {self.density_refine}, {self.density_refine_blocks}")
 
     @property
     def levels(self) -> int:

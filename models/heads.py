@@ -55,24 +55,31 @@ class DensityHead(nn.Module):
 
 
 class DensityRefiner(nn.Module):
-    """Sharpens the coarse density map at full resolution. Rain streaks are 1-3 px wide; the coarse
-    head sees them at half resolution or less, which blurs where the rain is (the restorer removes
-    rain well when told exactly where it is). Three 3x3 convolutions over [image, full-resolution
-    encoder features, coarse logits] add a correction to the coarse logits."""
+    """Refines the coarse density map at full resolution. The restorer reads D as "how much weather is
+    here" (given the synthesizer's exact map it removes nearly all the rain), so D must follow 1-3 px
+    streaks and their brightness; the coarse head sees them at half resolution. A 3x3 stem over
+    [image, full-resolution encoder features, coarse logits], `blocks` dilated depthwise-separable
+    residual blocks (dilations 1, 2, 4, 8, ... for a receptive field along the streaks), and a 3x3
+    projection add a correction to the coarse logits."""
 
-    def __init__(self, feat_dim: int, hidden: int, device=None, dtype=None):
+    def __init__(self, feat_dim: int, hidden: int, blocks: int = 2, device=None, dtype=None):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
-        self.body = nn.Sequential(
-            nn.Conv2d(3 + feat_dim + 1, hidden, 3, padding=1, **kw), nn.GELU(),
-            nn.Conv2d(hidden, hidden, 3, padding=1, **kw), nn.GELU(),
-            nn.Conv2d(hidden, 1, 3, padding=1, **kw))
+        self.stem = nn.Sequential(nn.Conv2d(3 + feat_dim + 1, hidden, 3, padding=1, **kw), nn.GELU())
+        self.blocks = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=2 ** i, dilation=2 ** i, groups=hidden, **kw),
+                          nn.GELU(), nn.Conv2d(hidden, hidden, 1, **kw))
+            for i in range(blocks))
+        self.proj = nn.Conv2d(hidden, 1, 3, padding=1, **kw)
         with torch.no_grad():               # starts as the identity on the coarse map
-            self.body[-1].weight.zero_()
-            self.body[-1].bias.zero_()
+            self.proj.weight.zero_()
+            self.proj.bias.zero_()
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor, coarse_logits: torch.Tensor) -> torch.Tensor:
-        return coarse_logits + self.body(torch.cat([x, feat, coarse_logits], dim=1))
+        h = self.stem(torch.cat([x, feat, coarse_logits], dim=1))
+        for blk in self.blocks:
+            h = h + blk(h)
+        return coarse_logits + self.proj(h)
 
 
 def upsample_to(t: torch.Tensor, size) -> torch.Tensor:

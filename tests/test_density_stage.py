@@ -33,9 +33,10 @@ def test_refiner_starts_as_the_coarse_map_and_costs_few_parameters(tmp_path):
     assert b.density_logits.shape == (2, 1, 21, 34)
     assert torch.equal(a.density_logits, b.density_logits)        # zero-initialised last layer
     extra = sum(p.numel() for p in refined.density_refiner.parameters())
-    assert extra == (3 + 16 + 1) * 8 * 9 + 8 + 8 * 8 * 9 + 8 + 8 * 9 + 1
+    stem, block, proj = (3 + 16 + 1) * 8 * 9 + 8, (8 * 9 + 8) + (8 * 8 + 8), 8 * 9 + 1
+    assert extra == stem + 2 * block + proj                      # 2 dilated residual blocks by default
     with torch.no_grad():                                         # once trained, it changes the map
-        refined.density_refiner.body[-1].bias.fill_(1.0)
+        refined.density_refiner.proj.bias.fill_(1.0)
     assert torch.allclose(refined.predict_signals(x).density_logits, a.density_logits + 1.0, atol=1e-5)
 
 

@@ -116,10 +116,11 @@ def test_configs_are_data_and_validated():
         load_config("nope")
 
 
-def test_default_config_within_compute_budget():
-    """DESIGN.md: the default variant costs at most about 60 GMACs per megapixel."""
+@pytest.mark.parametrize("name", ["s", "s_dr"])
+def test_default_config_within_compute_budget(name):
+    """DESIGN.md: the default variant costs at most about 60 GMACs per megapixel (s_dr: s + the refiner)."""
     from torch.utils.flop_counter import FlopCounterMode
-    model = WeatherRestorer(load_config("s")).eval()
+    model = WeatherRestorer(load_config(name)).eval()
     x = torch.rand(1, 3, 128, 128)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(x)
