@@ -69,6 +69,22 @@ def test_signals_stage_trains_only_the_named_modules(tmp_path):
     assert losses[-1]["density"] < 0.7 * losses[0]["density"], (losses[0], losses[-1])
 
 
+def test_full_stage_with_trainable_trains_the_density_modules_through_the_frozen_body(tmp_path):
+    """Image loss with the heads' own map (gt_signal_prob 0): gradients reach the density modules
+    through the frozen restoration body, which itself does not move."""
+    torch.manual_seed(2)
+    cfg = tiny_train_config(model=str(_refined_config(tmp_path)), steps=3, lr=1e-2, flips=False,
+                            trainable=["density_head", "density_refiner"],
+                            loss={"gt_signal_prob": 0.0, "prior": 0.0, "quality": 0.0, "difficulty": 0.0,
+                                  "srd": 0.0, "density": 0.0})
+    tr = Trainer(cfg, tmp_path / "run", dataset=FakeWeather(n=2), show_progress=False)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.fit()
+    after = tr.model.state_dict()
+    changed = {k.split(".")[0] for k in after if not torch.equal(before[k], after[k])}
+    assert changed == {"density_head", "density_refiner"}
+
+
 def test_stage_and_trainable_are_checked():
     with pytest.raises(ValueError, match="stage must be full or signals"):
         TrainConfig(stage="heads")
