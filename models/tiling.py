@@ -70,6 +70,16 @@ def _ramp(n: int, start: int, end: int, size: int, overlap: int) -> torch.Tensor
     return w
 
 
+def _blend_weights(tiles: List[Tile], H: int, W: int, overlap: int, device) -> Tuple[List[torch.Tensor], torch.Tensor]:
+    """Feather weights (h, w) per tile and their sum over the image (H, W), on `device`."""
+    weights = [(_ramp(y1 - y0, y0, y1, H, overlap)[:, None] * _ramp(x1 - x0, x0, x1, W, overlap)[None, :]
+                ).to(device) for y0, y1, x0, x1 in tiles]
+    norm = torch.zeros(H, W, dtype=torch.float32, device=device)
+    for (y0, y1, x0, x1), w in zip(tiles, weights):
+        norm[y0:y1, x0:x1] += w
+    return weights, norm
+
+
 def _model_place(model: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
     p = next(model.parameters())
     return p.device, p.dtype
@@ -87,6 +97,7 @@ def global_signals(model, x: torch.Tensor, size: int) -> Tuple[torch.Tensor, tor
     device, dtype = _model_place(model)
     overlap = min(64, size // 4)
     tiles = plan_tiles(H, W, size, overlap, align=getattr(getattr(model, "cfg", None), "stride", 1))
+    weights, norm = _blend_weights(tiles, H, W, overlap, x.device) if len(tiles) > 1 else (None, None)
     priors, densities = [], []
     for i in range(x.shape[0]):                 # one item at a time: one tile's worth of activations
         xi = x[i:i + 1].to(device=device, dtype=dtype)
@@ -100,12 +111,9 @@ def global_signals(model, x: torch.Tensor, size: int) -> Tuple[torch.Tensor, tor
         whole = F.interpolate(xi, size=small, mode="bilinear", align_corners=False, antialias=True)
         priors.append(torch.sigmoid(model.predict_signals(whole).prior_logits.float()).to(x.device))
         acc = torch.zeros(1, 1, H, W, dtype=torch.float32, device=x.device)
-        norm = torch.zeros(H, W, dtype=torch.float32, device=x.device)
-        for y0, y1, x0, x1 in tiles:
-            w = (_ramp(y1 - y0, y0, y1, H, overlap)[:, None] * _ramp(x1 - x0, x0, x1, W, overlap)[None, :]).to(x.device)
+        for (y0, y1, x0, x1), w in zip(tiles, weights):
             logits = model.predict_signals(xi[..., y0:y1, x0:x1]).density_logits.float().to(x.device)
             acc[..., y0:y1, x0:x1] += torch.sigmoid(logits) * w
-            norm[y0:y1, x0:x1] += w
         densities.append(acc / norm)
     return torch.cat(priors), torch.cat(densities)
 
@@ -175,11 +183,7 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
             step()
         return out
 
-    weights = [(_ramp(y1 - y0, y0, y1, H, overlap)[:, None] * _ramp(x1 - x0, x0, x1, W, overlap)[None, :]
-                ).to(x.device) for y0, y1, x0, x1 in tiles]                      # (h, w) each
-    norm = torch.zeros(H, W, dtype=torch.float32, device=x.device)
-    for (y0, y1, x0, x1), w in zip(tiles, weights):
-        norm[y0:y1, x0:x1] += w
+    weights, norm = _blend_weights(tiles, H, W, overlap, x.device)
     for i in range(B):
         acc = torch.zeros(3, H, W, dtype=torch.float32, device=x.device)
         for (y0, y1, x0, x1), w in zip(tiles, weights):

@@ -54,11 +54,16 @@ def read_config(path) -> RestorerConfig:
     return RestorerConfig.from_json(meta["config"])
 
 
+def in_modules(name: str, modules) -> bool:
+    """Whether a parameter / state key belongs to one of the named modules (prefixes, e.g. "density_head")."""
+    return any(name.startswith(m + ".") for m in modules)
+
+
 def load_state_strict(model: torch.nn.Module, state: dict, source, new_modules=()) -> None:
     """Load every key strictly; keys under `new_modules` (name prefixes, modules added on top of the
     file's network and trained from their own initialisation) may be absent from the file."""
     expected, given = set(model.state_dict()), set(state)
-    missing = sorted(k for k in expected - given if not any(k.startswith(m + ".") for m in new_modules))
+    missing = sorted(k for k in expected - given if not in_modules(k, new_modules))
     unexpected = sorted(given - expected)
     if missing or unexpected:
         raise WeightsError(

@@ -23,6 +23,13 @@ def _refined_config(tmp_path, channels=8):
     return path
 
 
+def _modules_changed_by_fit(trainer) -> set:
+    """Top-level modules whose weights differ after trainer.fit()."""
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.fit()
+    return {k.split(".")[0] for k, v in trainer.model.state_dict().items() if not torch.equal(before[k], v)}
+
+
 def test_refiner_starts_as_the_coarse_map_and_costs_few_parameters(tmp_path):
     torch.manual_seed(0)
     plain = WeatherRestorer(load_config("tiny")).eval()
@@ -58,11 +65,7 @@ def test_signals_stage_trains_only_the_named_modules(tmp_path):
                             trainable=["density_head", "density_refiner"], new_modules=["density_refiner"],
                             loss={"prior": 0.0, "density": 1.0, "quality": 0.0})
     tr = Trainer(cfg, tmp_path / "run", dataset=FakeWeather(n=2), show_progress=False)
-    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
-    tr.fit()
-    after = tr.model.state_dict()
-    changed = {k.split(".")[0] for k in after if not torch.equal(before[k], after[k])}
-    assert changed == {"density_head", "density_refiner"}
+    assert _modules_changed_by_fit(tr) == {"density_head", "density_refiner"}
     curve = [json.loads(ln) for ln in (tmp_path / "run" / "curve.jsonl").read_text().splitlines()]
     losses = [r["losses"] for r in curve if "losses" in r]
     assert set(losses[0]) == {"density", "total", "grad_norm"}
@@ -78,11 +81,7 @@ def test_full_stage_with_trainable_trains_the_density_modules_through_the_frozen
                             loss={"gt_signal_prob": 0.0, "prior": 0.0, "quality": 0.0, "difficulty": 0.0,
                                   "srd": 0.0, "density": 0.0})
     tr = Trainer(cfg, tmp_path / "run", dataset=FakeWeather(n=2), show_progress=False)
-    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
-    tr.fit()
-    after = tr.model.state_dict()
-    changed = {k.split(".")[0] for k in after if not torch.equal(before[k], after[k])}
-    assert changed == {"density_head", "density_refiner"}
+    assert _modules_changed_by_fit(tr) == {"density_head", "density_refiner"}
 
 
 def test_stage_and_trainable_are_checked():

@@ -99,13 +99,14 @@ def load_init_weights(model: WeatherRestorer, path, new_modules=()) -> None:
 
 def freeze_except(model: nn.Module, prefixes) -> None:
     """Only parameters under the named modules train (e.g. ["density_head", "density_refiner"])."""
+    from ..models.weights_io import in_modules
     names = [n for n, _ in model.named_parameters()]
-    unknown = [p for p in prefixes if not any(n.startswith(p + ".") for n in names)]
+    unknown = [p for p in prefixes if not any(in_modules(n, [p]) for n in names)]
     if unknown:
         top = sorted({n.split(".")[0] for n in names})
         raise ValueError(f"trainable modules {unknown} are not in the network; its modules: {top}")
     for n, p in model.named_parameters():
-        p.requires_grad_(any(n.startswith(q + ".") for q in prefixes))
+        p.requires_grad_(in_modules(n, prefixes))
 
 
 class Trainer:
@@ -142,10 +143,11 @@ class Trainer:
                                                            find_unused_parameters=not every_step)
         self.opt = build_optimizer(self.model, cfg.lr, cfg.weight_decay, cfg.betas)
         self.sched = build_scheduler(self.opt, cfg.steps, cfg.warmup, cfg.min_lr_ratio)
-        self.teacher = build_teacher(cfg.teacher, self.ema.model, self.device) if cfg.loss["srd"] or \
-            cfg.loss["srd_feature"] else None
+        full = cfg.stage == "full"              # the signals stage uses neither teacher nor perceiver
+        self.teacher = build_teacher(cfg.teacher, self.ema.model, self.device) if full and (
+            cfg.loss["srd"] or cfg.loss["srd_feature"]) else None
         self.perceiver = None
-        if cfg.loss["difficulty"] and cfg.loss["difficulty_perceiver"] == "clip":
+        if full and cfg.loss["difficulty"] and cfg.loss["difficulty_perceiver"] == "clip":
             from .teachers import build_clip_quality_perceiver
             self.perceiver = build_clip_quality_perceiver(cfg.teacher, self.device)
         self.dataset = EpochView(dataset if dataset is not None else build_dataset(cfg), cfg.seed, cfg.flips)
