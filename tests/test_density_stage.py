@@ -84,6 +84,28 @@ def test_full_stage_with_trainable_trains_the_density_modules_through_the_frozen
     assert _modules_changed_by_fit(tr) == {"density_head", "density_refiner"}
 
 
+@pytest.mark.parametrize("gt_signal_prob, reaches", [(1.0, False), (0.0, True)])
+def test_gt_signal_prob_decides_whether_the_image_loss_trains_the_density_head(tmp_path, gt_signal_prob, reaches):
+    """Fed the synthesizer's map (prob 1) the body never sees the head's own map, so with no density
+    loss the head cannot move; restoring with its own map (prob 0, as s_own_density trains) it learns
+    from the image loss alone."""
+    torch.manual_seed(3)
+    cfg = tiny_train_config(steps=3, lr=1e-2, flips=False, trainable=["density_head", "out"],
+                            loss={"gt_signal_prob": gt_signal_prob, "prior": 0.0, "quality": 0.0,
+                                  "difficulty": 0.0, "srd": 0.0, "density": 0.0})
+    tr = Trainer(cfg, tmp_path / "run", dataset=FakeWeather(n=2), show_progress=False)
+    assert _modules_changed_by_fit(tr) == ({"density_head", "out"} if reaches else {"out"})
+
+
+def test_losses_that_reach_no_trainable_module_are_named(tmp_path):
+    cfg = tiny_train_config(steps=2, flips=False, trainable=["density_head"],
+                            loss={"gt_signal_prob": 1.0, "prior": 0.0, "quality": 0.0,
+                                  "difficulty": 0.0, "srd": 0.0, "density": 0.0})
+    tr = Trainer(cfg, tmp_path / "run", dataset=FakeWeather(n=2), show_progress=False)
+    with pytest.raises(ValueError, match="trainable.*density_head"):
+        tr.fit()
+
+
 def test_stage_and_trainable_are_checked():
     with pytest.raises(ValueError, match="stage must be full or signals"):
         TrainConfig(stage="heads")

@@ -200,3 +200,7 @@ def test_stage_configs_resolve_through_their_bases():
     low = load_train_config("s_psnr_lowlr")                        # -> s_psnr_ft -> s_rain_ft2
     assert (low.name, low.lr, low.steps, low.init_weights) == ("s_psnr_lowlr", 4e-5, 1600, "weights/weather_s_v2.safetensors")
     assert low.loss["psnr"] == 0.01 and low.recipe_weights["rain_light"] == 0.6 and low.eval["every_steps"] == 400
+    own = load_train_config("s_own_density")                       # -> s_rain_ft2, restores with its own map
+    assert (own.loss["gt_signal_prob"], own.ema_warmup, own.lr, own.init_weights) == \
+        (0.0, False, 1e-4, "weights/weather_s_v2.safetensors")
+    assert own.recipe_weights == load_train_config("s_rain_ft2").recipe_weights

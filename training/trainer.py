@@ -279,6 +279,10 @@ class Trainer:
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             parts = self.losses(batch, self.step)
+        if not parts["total"].requires_grad:
+            raise ValueError(f"step {self.step}: no loss reaches a trainable module (trainable: "
+                             f"{self.cfg.trainable}); give one of them a loss, or with gt_signal_prob 1 "
+                             f"train more than the heads (the body never sees their maps)")
         self.opt.zero_grad(set_to_none=True)
         parts["total"].backward()
         gnorm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.cfg.grad_clip) \
