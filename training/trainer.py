@@ -30,6 +30,7 @@ from ..models import WeatherRestorer, load_config
 from ..models.device import pick_device
 from ..models.restorer import pad_to_multiple
 from ..models.signals import quality_score
+from ..models.weights_io import in_modules, load_restorer, load_state_strict
 from . import losses as L
 from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from .data import EpochView, StepBatchSampler, generator_for
@@ -82,7 +83,6 @@ def build_dataset(cfg: TrainConfig):
 def load_init_weights(model: WeatherRestorer, path, new_modules=()) -> None:
     """Start from a `.safetensors` export or a training checkpoint (its EMA weights). Modules named in
     `new_modules` (added on top of the file's network) keep their own initialisation."""
-    from ..models.weights_io import load_restorer, load_state_strict
     path = resolve_path(path)
     if not path.is_file():
         raise FileNotFoundError(f"init_weights {path} not found; train the base run first (e.g. runs/s/last.pt) "
@@ -99,7 +99,6 @@ def load_init_weights(model: WeatherRestorer, path, new_modules=()) -> None:
 
 def freeze_except(model: nn.Module, prefixes) -> None:
     """Only parameters under the named modules train (e.g. ["density_head", "density_refiner"])."""
-    from ..models.weights_io import in_modules
     names = [n for n, _ in model.named_parameters()]
     unknown = [p for p in prefixes if not any(in_modules(n, [p]) for n in names)]
     if unknown:
