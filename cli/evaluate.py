@@ -8,42 +8,39 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
-
 from ..evaluation import evaluate_folder, markdown_table, write_json
-from ..hub.manifest import MANIFEST_PATH, entries, find_entry_by_sha256, sha256_file, verify_file
-from ..models.weights_io import WeightsError, load_restorer
+from ..hub.manifest import MANIFEST_PATH, sha256_file
 from ..models.device import pick_device
+from ..models.weights_io import WeightsError
+from ..pipeline.precision import pick_dtype
+from ..pipeline.weights import choose_cli_weights, load_verified
 
 log = logging.getLogger(__name__)
 
 
-def check_against_manifest(path: Path) -> dict:
-    """Find the file's manifest entry by sha256 (else by file name) and verify it.
-
-    Returns {"sha256", "manifest_id"} (id None when the file is not in the manifest); raises
-    WeightsError when an entry with this file name exists but the file differs from it.
-    """
-    if not path.is_file():
-        raise WeightsError(f"weights file not found: {path}; give a .safetensors file, or --weights none")
-    digest = sha256_file(path)
-    entry = find_entry_by_sha256(digest)
+def load_for_scoring(spec: str, device: str = "auto", manifest_path: Path = MANIFEST_PATH):
+    """--weights (a file or a manifest id) -> (model in fp32, info for the result JSON), verified as
+    every command and node verifies weights (pipeline.weights.load_verified)."""
+    if not Path(spec).expanduser().is_file() and (spec.endswith(".safetensors") or "/" in spec):
+        raise WeightsError(f"weights file not found: {spec}; give a .safetensors file, a manifest id, or --weights none")
+    path, entry = choose_cli_weights(spec, manifest_path)
+    dev = pick_device(device)
+    model, entry = load_verified(path, entry, dev, pick_dtype("fp32", dev), manifest_path)
     if entry is None:
-        same_name = [e for e in entries() if Path(e.get("path") or (e.get("hub") or {}).get("file") or "").name == path.name]
-        for e in same_name:
-            verify_file(path, e)                                  # raises: same name, other content
-    if entry is None:
-        log.info("%s (sha256 %s) is not in %s; scoring it unverified", path.name, digest[:12], MANIFEST_PATH.name)
-        return {"sha256": digest, "manifest_id": None}
-    verify_file(path, entry)
-    log.info("%s verified against manifest entry '%s'", path.name, entry["id"])
-    return {"sha256": digest, "manifest_id": entry["id"]}
+        log.info("%s is not in %s; scoring it unverified", path.name, Path(manifest_path).name)
+    else:
+        log.info("%s verified against manifest entry '%s'", path.name, entry["id"])
+    info = {"sha256": entry["sha256"] if entry and entry.get("sha256") else sha256_file(path),
+            "manifest_id": entry["id"] if entry else None, "weights": str(path), "config": model.cfg.name,
+            "device": str(dev)}
+    return model, path.stem, info
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("evaluate", help="score weights on a paired folder (Y-PSNR, Y-SSIM, RGB-PSNR)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--weights", required=True, help="restorer .safetensors file, or 'none' for the input row only")
+    p.add_argument("--weights", required=True,
+                   help="restorer .safetensors file or manifest id, or 'none' for the input row only")
     p.add_argument("--data", type=Path, help="paired folder (input/target, hazy/gt, ...)")
     p.add_argument("--input-dir", help="degraded images (absolute, or relative to --data)")
     p.add_argument("--target-dir", help="clean images (absolute, or relative to --data)")
@@ -67,12 +64,7 @@ def _run(args) -> int:
         raise SystemExit("evaluate: give --data FOLDER, or both --input-dir and --target-dir")
     model, name, info = None, None, {}
     if args.weights.lower() != "none":
-        path = Path(args.weights)
-        info = check_against_manifest(path)
-        device = pick_device(args.device)
-        model = load_restorer(path, device=device)
-        name = path.stem
-        info.update(weights=str(path), config=model.cfg.name, device=str(device))
+        model, name, info = load_for_scoring(args.weights, args.device)
     result = evaluate_folder(model, args.data, args.input_dir, args.target_dir, tile=args.tile,
                              overlap=args.overlap, limit=args.limit, name=name)
     result.update(info)

@@ -235,10 +235,27 @@ def write_image(path, img: ImageData, fmt: Optional[str] = None) -> Path:
     return path
 
 
-def write_gray8(path, values: torch.Tensor) -> Path:
-    """Save a (H, W) or (1, 1, H, W) map in [0, 1] as an 8-bit gray PNG."""
-    v = values.detach().float().cpu().reshape(values.shape[-2:]).clamp(0, 1).mul(255).round_()
+def _atomic(path, write) -> Path:
+    """write(tmp) next to `path`, then rename it into place: a reader never sees half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(v.numpy().astype(np.uint8), "L").save(path, format="PNG")
+    tmp = path.with_name(f".{path.name}.part")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
     return path
+
+
+def write_gray8(path, values: torch.Tensor) -> Path:
+    """Save a (H, W) or (1, 1, H, W) map in [0, 1] as an 8-bit gray PNG, atomically."""
+    v = values.detach().float().cpu().reshape(values.shape[-2:]).clamp(0, 1).mul(255).round_()
+    im = Image.fromarray(v.numpy().astype(np.uint8), "L")
+    return _atomic(path, lambda tmp: im.save(tmp, format="PNG"))
+
+
+def write_text(path, text: str) -> Path:
+    """Write a small text file (e.g. JSON) atomically."""
+    return _atomic(path, lambda tmp: Path(tmp).write_text(text))

@@ -2,12 +2,15 @@
 
     python weather.py restore assets/sample_rain.png                 -> assets/sample_rain_restored.png
     python weather.py restore photos/ "shots/*.jpg" --out restored/ --save-density --save-prior
+    python weather.py restore photo.jpg --region mask.png --feather 24    (only where the mask is white)
 
-Any size (tiled with feathered overlap: memory is bounded by the tile, plus a few float copies of
-the image itself), any mode (gray, alpha kept, 16-bit PNG), EXIF orientation applied. Results go to
---out or next to each input as `<name>_restored.<ext>` in the input's format; an input is never
-replaced. A file that cannot be read is reported and the batch goes on; the exit code is 1 when
-any input failed, 0 otherwise.
+The same service as the Restore node (pipeline.restore.restore_batch): learned signals at the fixed
+analysis size, tiles with feathered overlap (memory is bounded by the tile, plus a few float copies
+of the image itself), a smaller tile tried on out-of-memory, strength in [0, 1], an optional region
+mask, and a refusal of NaN / infinite outputs. Any mode (gray, alpha kept, 16-bit PNG), EXIF
+orientation applied. Results go to --out or next to each input as `<name>_restored.<ext>` in the
+input's format; an input is never replaced. A file that cannot be read or restored is reported and
+the batch goes on; the exit code is 1 when any input failed, 0 otherwise.
 """
 import json
 import logging
@@ -17,15 +20,18 @@ from typing import Optional
 import torch
 from tqdm import tqdm
 
+from ..models.device import empty_cache
 from ..models.signals import WEATHER_TYPES
-from ..models.tiling import global_signals, restore_image
 from ..models.weights_io import WeightsError
-from .image_io import ImageData, output_format, read_image, write_gray8, write_image
+from ..pipeline.layout import InputError
+from ..pipeline.memory import MIN_TILE
+from ..pipeline.restore import restore_batch, check_restore_args
+from ..pipeline.signals import learned_prior_density
+from .image_io import ImageData, output_format, read_image, write_gray8, write_image, write_text
 from .inputs import OutputExists, OutputPlanner, collect_inputs
 from .model_loading import add_model_arguments, apply_threads, describe, load_model
 
 log = logging.getLogger(__name__)
-MIN_TILE = 64
 
 
 def add_parser(sub):
@@ -38,10 +44,14 @@ def add_parser(sub):
                    help="output folder (created); default: next to each input")
     p.add_argument("--recursive", action="store_true", help="look into subfolders of folder inputs")
     add_model_arguments(p)
-    p.add_argument("--tile", type=int, default=512, help="tile side in pixels (default 512; smaller = less memory)")
+    p.add_argument("--tile", type=int, default=512,
+                   help=f"tile side in pixels (default 512, at least {MIN_TILE}; smaller = less memory)")
     p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring tiles in pixels (default 64)")
     p.add_argument("--strength", type=float, default=1.0,
                    help="0 = input, 1 = full restoration (default), between: a blend")
+    p.add_argument("--region", type=Path, default=None, metavar="MASK",
+                   help="restore only where this gray image is white (same size or aspect ratio as the inputs)")
+    p.add_argument("--feather", type=int, default=16, help="softness of the --region edge in pixels (default 16)")
     p.add_argument("--save-density", action="store_true", help="also write <name>_density.png (8-bit gray)")
     p.add_argument("--save-prior", action="store_true", help="also write <name>_prior.json (weather types)")
     p.add_argument("--suffix", default="_restored", help="added to each output name (default _restored)")
@@ -52,36 +62,23 @@ def add_parser(sub):
 
 
 def _check_args(args) -> Optional[str]:
-    if args.tile < MIN_TILE:
-        return f"--tile {args.tile}: use at least {MIN_TILE} pixels"
-    if not 0 <= args.overlap < args.tile // 2:
-        return f"--overlap {args.overlap}: must be in [0, tile/2) = [0, {args.tile // 2})"
-    if not 0.0 <= args.strength <= 2.0:
-        return f"--strength {args.strength}: must be in [0, 2] (1 = full restoration)"
+    try:
+        check_restore_args(args.strength, args.tile, args.overlap, MIN_TILE)
+    except InputError as e:
+        return f"--strength {args.strength} --tile {args.tile} --overlap {args.overlap}: {e}"
+    if args.feather < 0:
+        return f"--feather {args.feather}: must be 0 or more pixels"
     if not args.suffix and args.out is None:
         return "--suffix '' writes next to the inputs with their own names; give a suffix or --out DIR"
     return None
 
 
-def _restore_tensor(model, x: torch.Tensor, args, on_tile) -> tuple:
-    """(restored (1, 3, H, W), prior (1, K), density (1, 1, H, W)); halves the tile on out-of-memory."""
-    tile, overlap = args.tile, args.overlap
-    while True:
-        try:
-            prior, density = global_signals(model, x, tile)
-            y = restore_image(model, x, prior=prior, density=density, tile=tile, overlap=overlap,
-                              on_tile=on_tile)
-            return y, prior, density
-        except torch.OutOfMemoryError:
-            if tile // 2 < MIN_TILE:
-                raise
-            tile, overlap = tile // 2, overlap // 2
-            log.warning("out of memory; retrying with --tile %d --overlap %d", tile, overlap)
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
+def read_region(path: Path) -> torch.Tensor:
+    """A mask image -> (1, H, W) in [0, 1]: its gray level (white = restore)."""
+    return read_image(path).to_tensor().mean(dim=1)            # (1, 3, H, W) -> (1, H, W)
 
 
-def restore_file(model, src: Path, planner: OutputPlanner, args, tile_bar=None) -> Path:
+def restore_file(model, src: Path, planner: OutputPlanner, args, tile_bar=None, region=None) -> Path:
     """Restore one file and write its outputs; returns the restored image's path."""
     img: ImageData = read_image(src)
     fmt, suffix = output_format(img, src.suffix)
@@ -89,24 +86,28 @@ def restore_file(model, src: Path, planner: OutputPlanner, args, tile_bar=None) 
     density_path = planner.path(src, "_density", ".png") if args.save_density else None
     prior_path = planner.path(src, "_prior", ".json") if args.save_prior else None
 
-    def on_tile(done, total):
+    def on_progress(done, total):
         if tile_bar is not None:
             tile_bar.total = total
             tile_bar.update(done - tile_bar.n)
 
     if tile_bar is not None:
         tile_bar.reset()
+    device = next(model.parameters()).device
     x = img.to_tensor()                                                # (1, 3, H, W) in [0, 1]
-    y, prior, density = _restore_tensor(model, x, args, on_tile)
-    if args.strength != 1.0:
-        y = y.sub_(x).mul_(args.strength).add_(x).clamp_(0, 1)         # x + s (y - x)
+    prior = density = None
+    if args.save_density or args.save_prior:                           # the signals the restoration uses
+        prior, density = learned_prior_density(model, x, on_oom=lambda t: empty_cache(device))
+    y = restore_batch(model, x, prior=prior, density=None if density is None else density[:, 0], region=region,
+                      strength=args.strength, tile=args.tile, overlap=args.overlap, feather=args.feather,
+                      on_progress=on_progress, on_oom=lambda t: empty_cache(device))
     del x
     write_image(out_path, img.with_tensor(y), fmt)
     if density_path is not None:
         write_gray8(density_path, density)
     if prior_path is not None:
         values = {k: round(float(v), 4) for k, v in zip(WEATHER_TYPES, prior[0].tolist())}
-        prior_path.write_text(json.dumps({"image": src.name, "source": "learned", "weather": values}, indent=2) + "\n")
+        write_text(prior_path, json.dumps({"image": src.name, "source": "learned", "weather": values}, indent=2) + "\n")
     return out_path
 
 
@@ -124,6 +125,7 @@ def run(args) -> int:
     try:
         apply_threads(args.threads)
         model, choice = load_model(args.weights, args.device, args.precision)
+        region = None if args.region is None else read_region(args.region)
     except (WeightsError, ValueError) as e:
         log.error("%s", e)
         return 1
@@ -136,7 +138,7 @@ def run(args) -> int:
         for src in bar:
             bar.set_postfix_str(src.name)
             try:
-                out = restore_file(model, src, planner, args, tile_bar)
+                out = restore_file(model, src, planner, args, tile_bar, region)
                 done.append(out)
                 log.debug("%s -> %s", src, out)
             except OutputExists as e:

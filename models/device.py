@@ -17,3 +17,12 @@ def pick_device(name: str = "auto", cuda_index: int = 0) -> torch.device:
     if torch.backends.mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def empty_cache(device: torch.device) -> None:
+    """Give cached, unused accelerator memory back before an out-of-memory retry (the command line's
+    `on_oom`; inside ComfyUI comfy.model_management.soft_empty_cache does this)."""
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    elif device.type == "mps":
+        torch.mps.empty_cache()

@@ -1,7 +1,9 @@
 """Tiled inference: restore images of any size one tile at a time, blended with feathered weights.
 
-    signals   prior p and density D once for the whole image (caller-given ones win): the prior
-              from a copy whose longest side is about `tile`, D at full resolution tile by tile
+    signals   prior p and density D once for the whole image (caller-given ones win), at the fixed
+              ANALYSIS_SIZE whatever the restoring tile: the prior from a copy whose longest side is
+              at most ANALYSIS_SIZE, D at full resolution in ANALYSIS_SIZE tiles (so a smaller tile,
+              e.g. after out-of-memory, restores with the same signals)
     tiles     plan_tiles(H, W, tile, overlap): overlapping windows that cover every pixel, starts
               aligned to the network stride where possible (same window grid as the whole image)
     blend     out = sum_t w_t * model(x_t, p, D_t) / sum_t w_t, w_t a raised-cosine ramp over the
@@ -20,6 +22,7 @@ import torch.nn.functional as F
 from .signals import check_density, check_prior
 
 Tile = Tuple[int, int, int, int]                # (y0, y1, x0, x1), end-exclusive
+ANALYSIS_SIZE = 512                             # the one size the learned signals are computed at
 
 
 def _axis_spans(size: int, tile: int, overlap: int, align: int) -> List[Tuple[int, int]]:
@@ -85,34 +88,68 @@ def _model_place(model: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
+def _density_tiles(H: int, W: int, tile: int, stride: int) -> Tuple[List[Tile], int]:
+    overlap = min(64, tile // 4)
+    return plan_tiles(H, W, tile, overlap, align=stride), overlap
+
+
+def signal_steps(H: int, W: int, size: int = ANALYSIS_SIZE, tile: Optional[int] = None, stride: int = 1) -> int:
+    """How many network calls `global_signals` makes per image (its progress total per item)."""
+    tiles, _ = _density_tiles(H, W, tile or size, stride)
+    return 1 if len(tiles) == 1 and max(H, W) <= size else 1 + len(tiles)
+
+
 @torch.no_grad()
-def global_signals(model, x: torch.Tensor, size: int) -> Tuple[torch.Tensor, torch.Tensor]:
+def global_signals(model, x: torch.Tensor, size: int = ANALYSIS_SIZE, tile: Optional[int] = None,
+                   on_step: Optional[Callable[[int, int], None]] = None,
+                   should_stop: Optional[Callable[[], bool]] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """Learned prior (B, K) and density (B, 1, H, W) in [0, 1] of x (B, 3, H, W).
 
-    The prior comes from a copy whose longest side is at most `size` (the head looks at the whole
-    scene at the cost of one tile). The density is predicted at full resolution, tile by tile with
-    feathered blending: rain streaks are 1-3 px wide, and a map from a downscaled copy would blur
-    them away before the restorer (which runs at full resolution) is told where they are."""
-    H, W = x.shape[-2:]
+    The prior comes from the whole image, shrunk so that its longest side is at most `size` (the
+    head looks at the whole scene at the cost of one tile). The density is predicted at full
+    resolution, in tiles of `tile` (default `size`) pixels with feathered blending: rain streaks are
+    1-3 px wide, and a map from a downscaled copy would blur them away before the restorer (which
+    runs at full resolution) is told where they are. An image that fits in one tile of `size`
+    takes one network call for both. `on_step(done, total)` after each call (total counts the
+    batch), `should_stop()` -> True raises InterruptedError before the next one."""
+    B, _, H, W = x.shape
     device, dtype = _model_place(model)
-    overlap = min(64, size // 4)
-    tiles = plan_tiles(H, W, size, overlap, align=getattr(getattr(model, "cfg", None), "stride", 1))
+    stride = getattr(getattr(model, "cfg", None), "stride", 1)
+    tiles, overlap = _density_tiles(H, W, tile or size, stride)
+    per_item = signal_steps(H, W, size, tile, stride)
     weights, norm = _blend_weights(tiles, H, W, overlap, x.device) if len(tiles) > 1 else (None, None)
+    done = 0
+
+    def call(inp: torch.Tensor):
+        nonlocal done
+        if should_stop is not None and should_stop():
+            raise InterruptedError(f"signals stopped after {done} of {B * per_item} steps")
+        sig = model.predict_signals(inp)
+        done += 1
+        if on_step is not None:
+            on_step(done, B * per_item)
+        return sig
+
     priors, densities = [], []
-    for i in range(x.shape[0]):                 # one item at a time: one tile's worth of activations
+    for i in range(B):                          # one item at a time: one tile's worth of activations
         xi = x[i:i + 1].to(device=device, dtype=dtype)
-        if len(tiles) == 1:
-            sig = model.predict_signals(xi)
+        if per_item == 1:
+            sig = call(xi)
             priors.append(torch.sigmoid(sig.prior_logits.float()).to(x.device))
             densities.append(torch.sigmoid(sig.density_logits.float()).to(x.device))   # (1, 1, H, W)
             continue
-        scale = size / max(H, W)
-        small = (max(1, round(H * scale)), max(1, round(W * scale)))
-        whole = F.interpolate(xi, size=small, mode="bilinear", align_corners=False, antialias=True)
-        priors.append(torch.sigmoid(model.predict_signals(whole).prior_logits.float()).to(x.device))
+        whole = xi
+        if max(H, W) > size:
+            scale = size / max(H, W)
+            small = (max(1, round(H * scale)), max(1, round(W * scale)))
+            whole = F.interpolate(xi, size=small, mode="bilinear", align_corners=False, antialias=True)
+        priors.append(torch.sigmoid(call(whole).prior_logits.float()).to(x.device))
+        if len(tiles) == 1:
+            densities.append(torch.sigmoid(call(xi).density_logits.float()).to(x.device))
+            continue
         acc = torch.zeros(1, 1, H, W, dtype=torch.float32, device=x.device)
         for (y0, y1, x0, x1), w in zip(tiles, weights):
-            logits = model.predict_signals(xi[..., y0:y1, x0:x1]).density_logits.float().to(x.device)
+            logits = call(xi[..., y0:y1, x0:x1]).density_logits.float().to(x.device)
             acc[..., y0:y1, x0:x1] += torch.sigmoid(logits) * w
         densities.append(acc / norm)
     return torch.cat(priors), torch.cat(densities)
@@ -125,9 +162,10 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
                   should_stop: Optional[Callable[[], bool]] = None) -> torch.Tensor:
     """Restore x (B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1], same dtype and device as x.
 
-    prior (B or 1, K) and density (B or 1, 1, H, W) in [0, 1] are optional; when the image fits in
-    one tile the model runs once per item and predicts missing signals itself, otherwise missing
-    signals come from `global_signals` and every tile gets the global prior and its density crop.
+    prior (B or 1, K) and density (B or 1, 1, H, W) in [0, 1] are optional; missing ones come from
+    `global_signals` at ANALYSIS_SIZE (whatever `tile` is) and every tile gets the global prior and its
+    density crop. An image that fits in one tile and in ANALYSIS_SIZE runs once per item and the model
+    predicts missing signals itself (the same values: the same single call of its heads).
     The network runs on its own device and dtype; x may stay on another one (e.g. offloaded).
     `on_tile(done, total)` is called after each tile (total counts all batch items);
     `should_stop()` returning True stops the work with InterruptedError. An overlap above half the
@@ -150,8 +188,8 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         if density.shape[-2:] != (H, W):
             raise ValueError(f"density map is {tuple(density.shape[-2:])} but the image is {(H, W)}; "
                              f"resize the density (mask) to the image size first")
-    if len(tiles) > 1 and (prior is None or density is None):
-        p, d = global_signals(model, x, tile)
+    if (len(tiles) > 1 or max(H, W) > ANALYSIS_SIZE) and (prior is None or density is None):
+        p, d = global_signals(model, x, ANALYSIS_SIZE)
         prior = p if prior is None else prior
         density = d if density is None else density
 

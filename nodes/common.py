@@ -5,11 +5,9 @@ from typing import Optional, Tuple
 import torch
 from comfy_api.latest import io
 
-from ..pipeline.layout import check_min_size, to_network
+from ..pipeline.layout import to_network
 from ..pipeline.signals import SOURCES
 from .types import WeatherModelType
-
-ANALYSIS_SIZE = 512                             # the learned heads look at a copy this size at most
 
 
 def model_input() -> io.Input:
@@ -28,7 +26,5 @@ def source_input(what: str) -> io.Input:
 
 
 def network_image(image: torch.Tensor, model) -> Tuple[torch.Tensor, Optional[torch.Tensor]]:
-    """IMAGE (B, H, W, C) -> rgb (B, 3, H, W) float32 and alpha, refusing sizes below the stride."""
-    rgb, alpha = to_network(image, "image")
-    check_min_size(rgb.shape[-2], rgb.shape[-1], model.restorer.cfg.stride, "image")
-    return rgb, alpha
+    """IMAGE (B, H, W, C) -> rgb (B, 3, H, W) float32 and alpha (any size: the network pads to its stride)."""
+    return to_network(image, "image")

@@ -3,7 +3,7 @@ from comfy_api.latest import io
 
 from ..pipeline.signals import clip_signal, heatmap, learned_prior_density, resolve_source
 from . import model_patcher
-from .common import ANALYSIS_SIZE, image_input, model_input, network_image, source_input
+from .common import image_input, model_input, network_image, source_input
 from .types import CATEGORY, NODE_PREFIX
 
 
@@ -29,7 +29,7 @@ class DensityMap(io.ComfyNode):
         if src == "clip":
             d = clip_signal(weather_model.clip, "density", rgb, weather_model.clip_patcher.model)
         else:
-            _, d = learned_prior_density(weather_model.restorer, rgb, ANALYSIS_SIZE)   # (B, 1, H, W)
+            _, d = learned_prior_density(weather_model.restorer, rgb)   # (B, 1, H, W), as Restore computes it
         heat = heatmap(d).permute(0, 2, 3, 1)                                     # (B, 3, H, W) -> (B, H, W, 3)
         return io.NodeOutput(model_patcher.intermediate(d[:, 0].contiguous()),      # (B, 1, H, W) -> (B, H, W)
                              model_patcher.intermediate(heat.contiguous()))

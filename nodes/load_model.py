@@ -4,9 +4,8 @@ from pathlib import Path
 
 from comfy_api.latest import io
 
-from ..models.weights_io import load_restorer
 from ..pipeline.precision import PRECISIONS
-from ..pipeline.weights import DEFAULT_CHOICE, resolve_weights, verify_weights
+from ..pipeline.weights import DEFAULT_CHOICE, load_verified, resolve_weights
 from . import model_patcher, paths
 from .types import CATEGORY, NODE_PREFIX, WeatherModel, WeatherModelType
 
@@ -62,9 +61,8 @@ class LoadWeatherModel(io.ComfyNode):
     @classmethod
     def execute(cls, weights: str, clip: str, precision: str) -> io.NodeOutput:
         path, entry = resolve_weights(weights, paths.find_weights_file, paths.weather_dirs())
-        entry = verify_weights(path, entry)
         dtype = model_patcher.pick_dtype(precision)
-        restorer = load_restorer(path, device=model_patcher.offload_device(), dtype=dtype)
+        restorer, entry = load_verified(path, entry, model_patcher.offload_device(), dtype)
         patcher = model_patcher.wrap(restorer, dtype)
         label = entry["id"] if entry else Path(path).name
         clip_signals = clip_patcher = None

@@ -3,7 +3,7 @@ from comfy_api.latest import io, ui
 
 from ..pipeline.signals import clip_signal, learned_quality, quality_report, resolve_source
 from . import model_patcher
-from .common import ANALYSIS_SIZE, image_input, model_input, network_image, source_input
+from .common import image_input, model_input, network_image, source_input
 from .types import CATEGORY, NODE_PREFIX
 
 
@@ -34,7 +34,7 @@ class QualityPerceiver(io.ComfyNode):
         if src == "clip":
             probs = clip_signal(weather_model.clip, "quality", rgb, weather_model.clip_patcher.model)
         else:
-            probs = learned_quality(weather_model.restorer, rgb, ANALYSIS_SIZE)
+            probs = learned_quality(weather_model.restorer, rgb)
         scores, tiers, texts = quality_report(probs)
         report = "\n".join(f"#{i + 1}: score {s:.3f}, {t} ({p}; {src})"
                            for i, (s, t, p) in enumerate(zip(scores, tiers, texts)))

@@ -2,8 +2,8 @@
 
 ComfyUI IMAGE tensors are float (B, H, W, C) in [0, 1], normally C = 3. A grey image (C = 1) is
 repeated to RGB; an RGBA image (C = 4) is restored in RGB and its alpha passed through unchanged.
-Other channel counts, empty images, batches of mixed sizes and images smaller than the network's
-stride are refused with an error that names the input and the fix.
+Other channel counts, empty images and batches of mixed sizes are refused with an error that names
+the input and the fix. Any size of at least 1 x 1 works: the network pads to its stride.
 """
 from typing import Optional, Sequence, Tuple, Union
 
@@ -63,11 +63,3 @@ def to_comfy(x: torch.Tensor, alpha: Optional[torch.Tensor] = None) -> torch.Ten
     if alpha is not None:
         out = torch.cat([out, alpha.to(out)], dim=-1)           # (B, H, W, 4)
     return out.contiguous()
-
-
-def check_min_size(H: int, W: int, stride: int, name: str = "image") -> None:
-    """Refuse images smaller than the network stride: they have no room for even one window."""
-    if H < stride or W < stride:
-        raise InputError(
-            f"{name} is {H}x{W} pixels (H x W) but this model needs at least {stride}x{stride} "
-            f"(its stride); upscale the image first (e.g. the 'Upscale Image' node)")

@@ -1,34 +1,46 @@
-"""Restore a batch the way the Restore node does: masks fitted, region feathered, strength blended,
-large images tiled, and a smaller tile tried when the device runs out of memory.
+"""Restore a batch the way the Restore node and `weather.py restore` do: masks fitted, region
+feathered, strength blended, large images tiled, a smaller tile tried when the device runs out of
+memory, and a NaN / infinity check on what the network returns.
 
     x (B, 3, H, W) in [0, 1]
     w = strength * feather(region)                     (B, 1, H, W), or strength everywhere
     y = x + w * (restore(x_crop) - x_crop)             only the region's bounding box is restored
-Each item is restored on its own (one tile of one item in the network at a time); the learned
-prior and density are computed on the whole image, so a crop sees the same signals as the image.
+Each item is restored on its own (one tile of one item in the network at a time). Missing learned
+signals come from `pipeline.signals.learned_prior_density` on the whole image, at the fixed analysis
+size, before the first tile: a crop, a smaller tile or an out-of-memory retry restores with the
+same prior and density. Progress counts those signal calls and the tiles from the first moment;
+`should_stop` is asked before every network call.
 """
 import logging
-from typing import Callable, Optional, Sequence, Tuple, Type
+from typing import Callable, List, Optional, Sequence, Type
 
 import torch
 
-from ..models.tiling import global_signals, plan_tiles, restore_image
 from ..models.signals import WEATHER_TYPES
-from .layout import InputError, check_min_size
+from ..models.tiling import ANALYSIS_SIZE, plan_tiles, restore_image, signal_steps
+from .layout import InputError
 from .masks import bounding_box, feather_mask, fit_mask
+from .memory import MIN_TILE, OOM_ERRORS, OutOfMemory, shrink_on_oom  # noqa: F401 (OutOfMemory: part of the API)
+from .signals import learned_prior_density
 
 log = logging.getLogger(__name__)
 
-OOM_ERRORS: Tuple[Type[BaseException], ...] = tuple(
-    e for e in (getattr(torch, "OutOfMemoryError", None), getattr(torch.cuda, "OutOfMemoryError", None)) if e)
-
-
-class OutOfMemory(RuntimeError):
-    """Even the smallest tile did not fit in the device's memory."""
+STRENGTH_RANGE = (0.0, 1.0)
 
 
 class NumericalError(RuntimeError):
     """The network returned NaN or infinite values (usually fp16 overflow)."""
+
+
+def check_restore_args(strength: float, tile: int, overlap: int, min_tile: int = 1) -> None:
+    """The one check of strength, tile and overlap (InputError naming the input and the fix)."""
+    lo, hi = STRENGTH_RANGE
+    if not lo <= strength <= hi:
+        raise InputError(f"strength must be in [{lo:g}, {hi:g}] (0 = the input, 1 = fully restored); got {strength}")
+    if tile < max(1, min_tile):
+        raise InputError(f"tile_size {tile} is too small: use at least {max(1, min_tile)} pixels")
+    if overlap < 0 or overlap >= tile:
+        raise InputError(f"need tile_size >= 1 and 0 <= tile_overlap < tile_size; got {tile} and {overlap}")
 
 
 def check_prior_rows(prior: torch.Tensor, batch: int, name: str = "prior") -> torch.Tensor:
@@ -43,42 +55,30 @@ def check_prior_rows(prior: torch.Tensor, batch: int, name: str = "prior") -> to
     return prior.float().clamp(0, 1).expand(batch, K)
 
 
-def shrink_on_oom(run: Callable[[int], torch.Tensor], tile: int, min_tile: int, what: str,
-                  oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
-                  on_oom: Optional[Callable[[int], None]] = None) -> Tuple[torch.Tensor, int]:
-    """run(tile), halving the tile (down to `min_tile`) on out-of-memory; returns (result, the tile
-    that worked). `on_oom(new_tile)` runs before each retry (free caches there)."""
-    t = tile
-    while True:
-        try:
-            return run(t), t
-        except tuple(oom_errors) as e:
-            if t <= min_tile:
-                raise OutOfMemory(
-                    f"out of memory even with {t}px tiles on {what}; free memory (unload other models), "
-                    f"choose precision fp16 in Load Weather Model, or make the image smaller") from e
-            t = max(min_tile, t // 2)
-            log.warning("out of memory on %s; retrying with %dpx tiles", what, t)
-            if on_oom is not None:
-                on_oom(t)
+def check_finite(y: torch.Tensor, model, what: str) -> None:
+    if not torch.isfinite(y).all():
+        raise NumericalError(
+            f"the network returned NaN or infinite values for {what} (weights dtype "
+            f"{next(model.parameters()).dtype}); choose precision fp32 (Load Weather Model, or --precision fp32)")
 
 
 def restore_tiled(model, x: torch.Tensor, prior=None, density=None, tile: int = 512, overlap: int = 64,
-                  min_tile: int = 64, on_tile: Optional[Callable[[int, int], None]] = None,
+                  min_tile: int = MIN_TILE, on_tile: Optional[Callable[[int, int], None]] = None,
                   should_stop: Optional[Callable[[], bool]] = None,
                   oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
-                  on_oom: Optional[Callable[[int], None]] = None) -> Tuple[torch.Tensor, int]:
-    """models.tiling.restore_image with shrink_on_oom. The first try uses min(tile, longest side), so
-    a retry always makes the tiles smaller; the overlap shrinks to a quarter of a smaller tile."""
+                  on_oom: Optional[Callable[[int], None]] = None):
+    """models.tiling.restore_image with shrink_on_oom -> (restored, tile used). The first try uses
+    min(tile, longest side), so a retry always makes the tiles smaller; the overlap shrinks to a
+    quarter of a smaller tile."""
     H, W = x.shape[-2:]
-    first = min(tile, max(H, W))
+    first = max(2, min(tile, max(H, W)))                       # restore_image's smallest tile is 2
 
     def run(t: int) -> torch.Tensor:
         ov = min(overlap, t // 2 if t == first else t // 4, t - 1)
         return restore_image(model, x, prior=prior, density=density, tile=t, overlap=ov,
                              on_tile=on_tile, should_stop=should_stop)
 
-    return shrink_on_oom(run, first, min_tile, f"a {H}x{W} image", oom_errors, on_oom)
+    return shrink_on_oom(run, first, min(min_tile, first), f"a {H}x{W} image", oom_errors, on_oom)
 
 
 def _count_tiles(h: int, w: int, tile: int, overlap: int, stride: int) -> int:
@@ -86,28 +86,45 @@ def _count_tiles(h: int, w: int, tile: int, overlap: int, stride: int) -> int:
     return len(plan_tiles(h, w, t, min(overlap, t // 2, t - 1), align=stride))
 
 
+class _Progress:
+    """on_progress(done, total) over phases (signals, tiles) of every item; a phase reports its own
+    (done, total) and the plan of the later phases is revised as counts become known."""
+
+    def __init__(self, callback, plans: List[List[int]]):
+        self.callback, self.plans = callback, plans
+
+    def report(self, item: int, phase: int) -> Callable[[int, int], None]:
+        def on_step(done: int, total: int) -> None:
+            self.plans[item][phase] = total
+            if self.callback is not None:
+                before = sum(map(sum, self.plans[:item])) + sum(self.plans[item][:phase])
+                after = sum(self.plans[item][phase + 1:]) + sum(map(sum, self.plans[item + 1:]))
+                self.callback(before + done, before + total + after)
+        return on_step
+
+    def start(self) -> None:
+        if self.callback is not None:
+            self.callback(0, max(1, sum(map(sum, self.plans))))
+
+
 def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
                   density: Optional[torch.Tensor] = None, region: Optional[torch.Tensor] = None,
                   strength: float = 1.0, tile: int = 512, overlap: int = 64, feather: int = 16,
-                  min_tile: int = 64, on_progress: Optional[Callable[[int, int], None]] = None,
+                  min_tile: int = MIN_TILE, on_progress: Optional[Callable[[int, int], None]] = None,
                   should_stop: Optional[Callable[[], bool]] = None,
                   oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
                   on_oom: Optional[Callable[[int], None]] = None) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] -> restored (B, 3, H, W) float32 in [0, 1] on x's device.
 
     prior (1 or B, K) in [0, 1]; density and region are MASKs (1 or B, H, W), fitted by `fit_mask`.
-    `on_progress(done, total)` counts tiles over the whole batch; `should_stop()` -> True stops
-    with InterruptedError.
+    `on_progress(done, total)` counts the signal calls and tiles of the whole batch, starting with
+    (0, total) before any work; `should_stop()` -> True stops with InterruptedError.
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise InputError(f"image must be (B, 3, H, W) after layout conversion; got {tuple(x.shape)}")
-    if not 0.0 <= strength <= 1.0:
-        raise InputError(f"strength must be in [0, 1]; got {strength}")
-    if tile < 1 or overlap < 0 or overlap >= tile:
-        raise InputError(f"need tile_size >= 1 and 0 <= tile_overlap < tile_size; got {tile} and {overlap}")
+    check_restore_args(strength, tile, overlap)
     B, _, H, W = x.shape
     stride = model.cfg.stride
-    check_min_size(H, W, stride)
     x = x.float()
     if prior is not None:
         prior = check_prior_rows(prior.to(x.device), B)
@@ -125,8 +142,24 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
             boxes.append((0, H, 0, W))
         else:                                                   # context around the region, stride-aligned
             boxes.append(bounding_box(w[i, 0], margin=max(overlap, 2 * stride), align=stride, min_size=stride))
+
+    def needs_signals(box) -> bool:
+        """Signals computed before the tiles, unless the model's single call on the whole image
+        predicts the same ones itself."""
+        if prior is not None and density is not None:
+            return False
+        return box != (0, H, 0, W) or max(H, W) > min(tile, ANALYSIS_SIZE)
+
+    def plan(box, t: int) -> List[int]:
+        if box is None:
+            return [0, 0]
+        y0, y1, x0, x1 = box
+        return [signal_steps(H, W, stride=stride) if needs_signals(box) else 0,
+                _count_tiles(y1 - y0, x1 - x0, t, overlap, stride)]
+
+    progress = _Progress(on_progress, [plan(b, tile) for b in boxes])
+    progress.start()
     out = x.clone()
-    done_before = 0
     for i, box in enumerate(boxes):
         if should_stop is not None and should_stop():
             raise InterruptedError(f"restore stopped before image {i + 1} of {B}")
@@ -137,29 +170,21 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         xi = x[i:i + 1]
         pi = None if prior is None else prior[i:i + 1]
         di = None if density is None else density[i:i + 1]
-        if (y1 - y0, x1 - x0) != (H, W) and (pi is None or di is None):
-            (gp, gd), tile = shrink_on_oom(lambda t: global_signals(model, xi, t), tile, min_tile,
-                                           f"the {H}x{W} image's signals", oom_errors, on_oom)   # for the crop
+        if needs_signals(box):
+            gp, gd = learned_prior_density(model, xi, on_progress=progress.report(i, 0), should_stop=should_stop,
+                                           oom_errors=oom_errors, on_oom=on_oom, min_tile=min_tile)
             pi = gp if pi is None else pi
             di = gd if di is None else di
         crop = xi[..., y0:y1, x0:x1]
         dc = None if di is None else di[..., y0:y1, x0:x1]
-        rest = sum(_count_tiles(b[1] - b[0], b[3] - b[2], tile, overlap, stride) for b in boxes[i + 1:] if b)
-
-        def on_tile(done: int, total: int, _before=done_before, _rest=rest):
-            if on_progress is not None:
-                on_progress(_before + done, _before + total + _rest)
-
-        restored, used = restore_tiled(model, crop, pi, dc, tile, overlap, min_tile, on_tile, should_stop,
-                                       oom_errors, on_oom)     # (1, 3, h, w)
+        restored, used = restore_tiled(model, crop, pi, dc, tile, overlap, min_tile, progress.report(i, 1),
+                                       should_stop, oom_errors, on_oom)     # (1, 3, h, w)
         if used < min(tile, max(y1 - y0, x1 - x0)):             # it ran out of memory: later items start smaller
             tile = used
+            for j in range(i + 1, B):
+                progress.plans[j] = plan(boxes[j], tile)
         restored = restored.float()
-        if not torch.isfinite(restored).all():
-            raise NumericalError(
-                f"the network returned NaN or infinite values for image {i + 1} (weights dtype "
-                f"{next(model.parameters()).dtype}); choose precision fp32 in Load Weather Model")
+        check_finite(restored, model, f"image {i + 1}")
         wi = strength if w is None else w[i:i + 1, :, y0:y1, x0:x1]
         out[i:i + 1, :, y0:y1, x0:x1] = crop + wi * (restored - crop)
-        done_before += _count_tiles(y1 - y0, x1 - x0, tile, overlap, stride)
     return out.clamp(0, 1)

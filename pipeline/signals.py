@@ -1,18 +1,23 @@
-"""The three signals for the nodes: which provider (auto / clip / learned), manual overrides,
-readable summaries, quality tiers and a heat-map preview of the density.
+"""The three signals for the nodes and the commands: which provider (auto / clip / learned), manual
+overrides, readable summaries, quality tiers and a heat-map preview of the density.
 
-Learned provider: the restorer's own heads, run on a copy whose longest side is at most `size`
-(models.tiling.global_signals), so a 4K image costs one tile. CLIP provider: models.clip.ClipSignals,
-on whatever device the caller put the CLIP model.
+Learned provider: the restorer's own heads at the one fixed analysis size
+(models.tiling.ANALYSIS_SIZE, whatever tile the restoration uses): the prior and quality from a copy
+whose longest side is at most that size, so a 4K image costs one tile; the density at full resolution
+in tiles of that size (models.tiling.global_signals). Density Map, CLIP Weather Prior, Restore and
+`weather.py restore` all get their learned signals from `learned_prior_density`, so the map a user
+previews is the map the restoration uses. CLIP provider: models.clip.ClipSignals, on whatever device
+the caller put the CLIP model.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
 import torch.nn.functional as F
 
 from ..models.signals import QUALITY_TIERS, WEATHER_TYPES, quality_score
-from ..models.tiling import global_signals
+from ..models.tiling import ANALYSIS_SIZE, global_signals
 from .layout import InputError
+from .memory import MIN_TILE, OOM_ERRORS, shrink_on_oom
 
 SOURCES = ("auto", "clip", "learned")
 # short names for summaries: "rain 0.82, haze 0.31"
@@ -37,19 +42,37 @@ def _model_place(module: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
-def learned_prior_density(model, x: torch.Tensor, size: int = 512) -> Tuple[torch.Tensor, torch.Tensor]:
-    """x (B, 3, H, W) -> prior (B, K), density (B, 1, H, W), both float32 in [0, 1] on x's device."""
-    p, d = global_signals(model, x, size)
+def learned_prior_density(model, x: torch.Tensor, size: int = ANALYSIS_SIZE,
+                          on_progress: Optional[Callable[[int, int], None]] = None,
+                          should_stop: Optional[Callable[[], bool]] = None,
+                          oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
+                          on_oom: Optional[Callable[[int], None]] = None,
+                          min_tile: int = MIN_TILE) -> Tuple[torch.Tensor, torch.Tensor]:
+    """x (B, 3, H, W) -> prior (B, K), density (B, 1, H, W), both float32 in [0, 1] on x's device.
+
+    `size` is the analysis size (tests shrink it for tiny images; the front ends never pass it).
+    Out of memory makes the density tiles smaller (the prior keeps its size); `on_progress(done,
+    total)` counts network calls, `should_stop()` -> True raises InterruptedError."""
+    H, W = x.shape[-2:]
+
+    def run(t: int):
+        return global_signals(model, x, size, tile=t, on_step=on_progress, should_stop=should_stop)
+
+    (p, d), _ = shrink_on_oom(run, size, min(min_tile, size), f"the {H}x{W} image's signals", oom_errors, on_oom)
     return p.float(), d.float()
 
 
 @torch.no_grad()
-def learned_quality(model, x: torch.Tensor, size: int = 512) -> torch.Tensor:
-    """x (B, 3, H, W) -> tier probabilities (B, 3) float32 on x's device, one item at a time."""
+def learned_quality(model, x: torch.Tensor, size: int = ANALYSIS_SIZE,
+                    should_stop: Optional[Callable[[], bool]] = None) -> torch.Tensor:
+    """x (B, 3, H, W) -> tier probabilities (B, 3) float32 on x's device, one item at a time, each
+    from a copy whose longest side is at most `size`."""
     device, dtype = _model_place(model)
     H, W = x.shape[-2:]
     probs = []
     for i in range(x.shape[0]):
+        if should_stop is not None and should_stop():
+            raise InterruptedError(f"quality stopped before image {i + 1} of {x.shape[0]}")
         xi = x[i:i + 1].to(device=device, dtype=dtype)
         scale = size / max(H, W)
         if scale < 1:

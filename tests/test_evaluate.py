@@ -12,6 +12,7 @@ from PIL import Image
 from weather_restore.cli.main import main
 from weather_restore.evaluation import evaluate_folder, markdown_table, score_pair
 from weather_restore.evaluation.pairs import find_layout, match_pairs
+from weather_restore.hub.manifest import sha256_file
 from weather_restore.models.weights_io import WeightsError, save_restorer
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"   # as conftest.SHARED_DATA
@@ -128,18 +129,19 @@ def test_cli_writes_table_and_json(tmp_path, tiny_model, capsys):
         main(["evaluate", "--weights", "none", "--data", str(tmp_path)])
 
 
-def test_cli_verifies_against_manifest(tmp_path, tiny_model, monkeypatch):
+def test_cli_verifies_against_manifest(tmp_path, tiny_model):
     import weather_restore.cli.evaluate as cli_eval
     weights = save_restorer(tiny_model, tmp_path / "w.safetensors")
-    size = weights.stat().st_size
-    monkeypatch.setattr(cli_eval, "find_entry_by_sha256", lambda digest: {"id": "tiny-v1", "sha256": digest,
-                                                                          "bytes": size})
-    assert cli_eval.check_against_manifest(weights)["manifest_id"] == "tiny-v1"
-    monkeypatch.setattr(cli_eval, "find_entry_by_sha256", lambda digest: None)
-    monkeypatch.setattr(cli_eval, "entries", lambda: [{"id": "tiny-v1", "path": "weights/w.safetensors",
-                                                       "sha256": "0" * 64, "bytes": size}])
+    entry = {"id": "tiny-v1", "kind": "restorer", "path": str(weights), "sha256": sha256_file(weights),
+             "bytes": weights.stat().st_size}
+    m = tmp_path / "manifest.json"
+    m.write_text(json.dumps({"schema": 1, "weights": [entry]}))
+    for spec in (str(weights), "tiny-v1"):                            # by path or by id
+        _, _, info = cli_eval.load_for_scoring(spec, "cpu", m)
+        assert info["manifest_id"] == "tiny-v1" and info["sha256"] == entry["sha256"]
+    m.write_text(json.dumps({"schema": 1, "weights": [dict(entry, sha256="0" * 64)]}))
     with pytest.raises(WeightsError, match="tiny-v1"):               # same file name, other content
-        cli_eval.check_against_manifest(weights)
+        cli_eval.load_for_scoring(str(weights), "cpu", m)
 
 
 @pytest.mark.data

@@ -2,7 +2,7 @@
 import pytest
 import torch
 
-from weather_restore.pipeline.layout import InputError, as_image_batch, check_min_size, to_comfy, to_network
+from weather_restore.pipeline.layout import InputError, as_image_batch, to_comfy, to_network
 from weather_restore.pipeline.masks import bounding_box, feather_mask, fit_mask, gaussian_kernel, same_aspect
 
 
@@ -54,12 +54,6 @@ def test_image_list_of_one_size_is_stacked_mixed_sizes_refused():
     assert as_image_batch([torch.rand(4, 5, 3), torch.rand(1, 4, 5, 3)]).shape == (2, 4, 5, 3)
     with pytest.raises(InputError, match=r"mixed sizes 4x5, 6x5.*resize them to one size"):
         as_image_batch([torch.rand(1, 4, 5, 3), torch.rand(1, 6, 5, 3)])
-
-
-def test_min_size_error_gives_size_and_stride():
-    check_min_size(8, 8, 8)
-    with pytest.raises(InputError, match=r"image is 7x40 pixels.*at least 8x8.*upscale"):
-        check_min_size(7, 40, 8)
 
 
 # -- masks -------------------------------------------------------------------------------------

@@ -132,9 +132,13 @@ def test_bad_inputs_name_themselves():
         restore_batch(m, x, strength=1.5)
     with pytest.raises(InputError, match="tile_overlap < tile_size"):
         restore_batch(m, x, tile=64, overlap=64)
-    with pytest.raises(InputError, match="needs at least 8x8"):
-        restore_batch(m, torch.rand(1, 3, 4, 16))
     assert not m.calls
+
+
+def test_images_smaller_than_the_stride_are_restored(tiny_model):
+    x = torch.rand(1, 3, 3, 5)                                  # the network pads to its stride (8)
+    out = restore_batch(tiny_model, x)
+    assert out.shape == (1, 3, 3, 5) and torch.isfinite(out).all() and not torch.equal(out, x)
 
 
 def test_check_prior_rows_broadcasts_one_row():
@@ -149,9 +153,10 @@ def test_tiles_and_progress_cover_the_batch():
     out = restore_batch(m, x, tile=24, overlap=8, on_progress=lambda d, t: seen.append((d, t)))
     per_item = len(plan_tiles(40, 56, 24, 8, align=8))
     assert per_item > 1 and len(m.calls) == 2 * per_item
-    assert seen[-1] == (2 * per_item, 2 * per_item)
-    assert [d for d, _ in seen] == list(range(1, 2 * per_item + 1))
-    assert all(t == 2 * per_item for _, t in seen)
+    steps = 2 * (1 + per_item)                                  # per item: one signals call, then its tiles
+    assert seen[0] == (0, steps)                                # shown before any work
+    assert [d for d, _ in seen] == list(range(0, steps + 1))
+    assert all(t == steps for _, t in seen)
     assert torch.allclose(out, f(x), atol=1e-6)                 # feathered blend of a local op is exact
 
 
@@ -183,10 +188,30 @@ def test_other_errors_are_not_taken_for_oom():
 def test_should_stop_interrupts_between_tiles():
     x = torch.rand(1, 3, 48, 48)
     m = LocalModel()
-    calls = iter([False, False, True])
+    calls = iter([False] * 4 + [True])                          # the item, its signals call, two tiles
     with pytest.raises(InterruptedError):
         restore_batch(m, x, tile=16, overlap=4, should_stop=lambda: next(calls, True))
-    assert 0 < len(m.calls) < len(plan_tiles(48, 48, 16, 4, align=8))
+    assert len(m.calls) == 2 < len(plan_tiles(48, 48, 16, 4, align=8))
+
+
+def test_should_stop_is_asked_before_the_first_tile():
+    """The whole-image signals phase (minutes on a large image on CPU) stops too, and shows progress."""
+    class Counting(LocalModel):
+        signal_calls = 0
+
+        def predict_signals(self, x):
+            self.signal_calls += 1
+            return super().predict_signals(x)
+
+    m = Counting()
+    seen = []
+    stop = iter([False, False, False, True])                    # item, prior, first density tile, second
+    with pytest.raises(InterruptedError, match="signals stopped"):
+        restore_batch(m, torch.rand(1, 3, 600, 700), should_stop=lambda: next(stop, True),
+                      on_progress=lambda d, t: seen.append((d, t)))
+    assert m.signal_calls == 2 and not m.calls                  # no tile was restored
+    total = 1 + len(plan_tiles(600, 700, 512, 64, align=8)) + len(plan_tiles(600, 700, 512, 64, align=8))
+    assert seen == [(0, total), (1, total), (2, total)]
 
 
 def test_nan_output_says_choose_fp32():
@@ -208,19 +233,23 @@ def test_real_tiny_model_matches_restore_image(tiny_model):
 
 def test_oom_while_analysing_the_whole_image_for_a_region_also_shrinks():
     class Analysing(LocalModel):
-        def predict_signals(self, x):
-            if max(x.shape[-2:]) > 32:
+        n = 0
+
+        def predict_signals(self, x):                           # the prior's copy fits, the first 512-px density tile not
+            self.n += 1
+            if self.n == 2:
+                assert max(x.shape[-2:]) == 512
                 self.ooms += 1
                 raise torch.OutOfMemoryError("fake")
             return super().predict_signals(x)
 
-    x = torch.rand(1, 3, 96, 96)
-    region = torch.zeros(1, 96, 96)
+    x = torch.rand(1, 3, 600, 600)
+    region = torch.zeros(1, 600, 600)
     region[:, 40:50, 40:50] = 1
     m = Analysing()
     tiles_tried = []
     out = restore_batch(m, x, region=region, feather=0, overlap=8, tile=128, min_tile=16, on_oom=tiles_tried.append)
-    assert tiles_tried == [64, 32] and m.ooms == 2
+    assert tiles_tried == [256] and m.ooms == 1
     assert torch.allclose(out[..., 42:48, 42:48], f(x)[..., 42:48, 42:48], atol=1e-6)
 
 
@@ -233,3 +262,43 @@ def test_a_small_crop_does_not_shrink_the_tiles_of_later_items():
     restore_batch(m, x, region=region, feather=0, overlap=8, tile=512)
     assert m.calls[-1].shape == (1, 3, 96, 96)                  # item 2 still in one tile
     assert max(m.calls[0].shape[-2:]) < 96
+
+
+class Recorder(nn.Module):
+    """The tiny restorer, recording the prior every restoring call receives; fakes out-of-memory
+    for inputs above `oom_above` pixels."""
+
+    def __init__(self, inner, oom_above: int = 0):
+        super().__init__()
+        self.inner, self.cfg, self.seen, self.oom_above, self.ooms = inner, inner.cfg, [], oom_above, 0
+
+    def predict_signals(self, x):
+        return self.inner.predict_signals(x)
+
+    def forward(self, x, prior=None, density=None):
+        if self.oom_above and max(x.shape[-2:]) > self.oom_above:
+            self.ooms += 1
+            raise torch.OutOfMemoryError("fake")
+        self.seen.append(prior)
+        return self.inner(x, prior=prior, density=density)
+
+
+def test_signals_do_not_depend_on_the_tile_and_match_the_density_map(tiny_model):
+    """A smaller tile (chosen, or after out-of-memory) restores with the same prior and density, and
+    that density is what Density Map (pipeline.signals.learned_prior_density) shows."""
+    from weather_restore.pipeline.signals import learned_prior_density
+    torch.manual_seed(2)
+    x = torch.rand(1, 3, 80, 120)
+    p, d = learned_prior_density(tiny_model, x)
+    for tile in (64, 32):
+        m = Recorder(tiny_model)
+        out = restore_batch(m, x, tile=tile, overlap=8)
+        assert len(m.seen) == len(plan_tiles(80, 120, tile, 8, align=8)) > 1
+        assert all(torch.allclose(prior, p) for prior in m.seen)
+        given = restore_batch(tiny_model, x, prior=p, density=d[:, 0], tile=tile, overlap=8)
+        assert torch.allclose(out, given, atol=1e-6)          # it restored with Density Map's own map
+    whole = restore_batch(Recorder(tiny_model), x, tile=128)  # one tile: the model's own heads, same values
+    assert torch.allclose(whole, restore_batch(tiny_model, x, prior=p, density=d[:, 0], tile=128), atol=1e-5)
+    m = Recorder(tiny_model, oom_above=64)
+    restore_batch(m, x, tile=128, overlap=8, min_tile=16)      # 120 px -> out of memory -> 60 px tiles
+    assert m.ooms == 1 and len(m.seen) > 1 and all(torch.allclose(prior, p) for prior in m.seen)

@@ -104,3 +104,15 @@ def test_choose_dtype_refuses_unsupported_bf16_and_unknown_names():
         choose_dtype("bf16", "cuda", True, False)
     with pytest.raises(InputError, match="precision must be one of auto, fp32, fp16, bf16"):
         choose_dtype("int8", "cuda", True, True)
+
+
+def test_command_line_precision_is_the_nodes_choice():
+    from weather_restore.cli.model_loading import pick_dtype as cli_pick
+    from weather_restore.pipeline.precision import device_support, pick_dtype
+    cpu = torch.device("cpu")
+    assert cli_pick is pick_dtype                                # one function, not a copy
+    assert device_support(cpu) == (False, True)
+    assert pick_dtype("auto", cpu) == torch.float32 == choose_dtype("auto", "cpu", True, True)
+    assert pick_dtype("bf16", cpu) == torch.bfloat16
+    with pytest.raises(InputError, match="precision must be one of"):
+        pick_dtype("half", cpu)

@@ -7,7 +7,8 @@ import torch
 from weather_restore.hub.manifest import sha256_file
 from weather_restore.models import WeatherRestorer
 from weather_restore.models.weights_io import WeightsError, load_restorer, save_restorer
-from weather_restore.pipeline.weights import (DEFAULT_CHOICE, entry_file_name, resolve_weights, verify_weights,
+from weather_restore.pipeline.weights import (DEFAULT_CHOICE, default_restorer, entry_file_name, load_verified,
+                                              resolve_weights, verify_weights,
                                               weight_choices)
 
 
@@ -93,3 +94,35 @@ def test_entry_file_name_from_any_field():
     assert entry_file_name({"file": "a.safetensors"}) == "a.safetensors"
     assert entry_file_name({"path": "weights/b.safetensors"}) == "b.safetensors"
     assert entry_file_name({"hub": {"repo": "r", "file": "dir/c.safetensors"}}) == "c.safetensors"
+
+
+def test_default_is_the_entry_marked_default_for_nodes_and_cli(tmp_path, weights_file, tiny_cfg):
+    from weather_restore.cli.model_loading import choose_weights
+    torch.manual_seed(3)
+    newer = save_restorer(WeatherRestorer(tiny_cfg), tmp_path / "bundled" / "tiny_v2.safetensors")
+    m = write_manifest(tmp_path, [entry_for(weights_file), entry_for(newer, "tiny-v2", default=True)])
+    node_path, node_entry = resolve_weights(DEFAULT_CHOICE, lambda n: None, [], m)
+    cli_choice = choose_weights(None, m)
+    assert node_entry["id"] == cli_choice.entry["id"] == default_restorer(m)["id"] == "tiny-v2"
+    assert node_path == cli_choice.path == newer
+
+
+def test_nodes_and_cli_pick_the_same_file_from_the_shipped_manifest():
+    """Whatever entry the real weights_manifest.json marks default (v3 today, a v4 later)."""
+    from weather_restore.cli.model_loading import choose_weights
+    from weather_restore.hub import manifest
+    marked = [e for e in manifest.entries("restorer") if e.get("default") and e.get("path")]
+    assert len(marked) == 1
+    node_path, node_entry = resolve_weights(DEFAULT_CHOICE, lambda n: None, [])
+    cli_choice = choose_weights(None)
+    assert node_entry["id"] == cli_choice.entry["id"] == marked[0]["id"]
+    assert node_path == cli_choice.path == manifest.bundled_path(marked[0])
+
+
+def test_load_verified_is_the_one_loading_path(tmp_path, weights_file):
+    m = write_manifest(tmp_path, [entry_for(weights_file)])
+    model, entry = load_verified(weights_file, None, "cpu", torch.float32, m)   # found by its sha256
+    assert entry["id"] == "tiny-v1" and not model.training and next(model.parameters()).dtype == torch.float32
+    with pytest.raises(WeightsError, match="is a clip file, not a restorer"):
+        resolve_weights("bundled/clip-x", lambda n: None, [],
+                        write_manifest(tmp_path, [entry_for(weights_file), {"id": "clip-x", "kind": "clip"}]))

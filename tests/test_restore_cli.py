@@ -15,7 +15,7 @@ from weather_restore.cli.png16 import png_header, read_png16, write_png16
 from weather_restore.models import WEATHER_TYPES, WeatherRestorer
 from weather_restore.models.restorer import Signals
 from weather_restore.models.tiling import global_signals, restore_image
-from weather_restore.models.weights_io import WeightsError, save_restorer
+from weather_restore.models.weights_io import WeightsError, load_restorer, save_restorer
 
 RNG = np.random.default_rng(1)
 
@@ -89,9 +89,9 @@ def test_restores_a_folder_next_to_the_inputs_in_their_formats_and_modes(tmp_pat
 def test_cli_output_is_the_tiled_restoration_of_the_image(tmp_path, weights, monkeypatch):
     a = rand8(150, 200, 3)
     save(tmp_path / "in.png", a)
-    model = model_loading.load_restorer(weights)
+    model = load_restorer(weights)
     x = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
-    p, d = global_signals(model, x, 64)
+    p, d = global_signals(model, x)                                         # at the analysis size, not the tile
     expected = restore_image(model, x, prior=p, density=d, tile=64, overlap=16)
     seen = []
     model.register_forward_pre_hook(lambda m, inp: seen.append(tuple(inp[0].shape[-2:])))
@@ -150,7 +150,7 @@ def test_density_and_prior_are_saved(tmp_path, weights):
     assert dens.mode == "L" and dens.size == (16, 12)
     prior = json.loads((tmp_path / "w_prior.json").read_text())
     assert prior["source"] == "learned" and list(prior["weather"]) == list(WEATHER_TYPES)
-    model = model_loading.load_restorer(weights)
+    model = load_restorer(weights)
     p, d = global_signals(model, torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255, 512)
     np.testing.assert_allclose(list(prior["weather"].values()), p[0].tolist(), atol=1e-4)
     np.testing.assert_allclose(np.asarray(dens) / 255, d[0, 0].numpy(), atol=1 / 255)
@@ -237,25 +237,47 @@ def test_16bit_values_survive_strength_zero(tmp_path, weights):
 
 
 def test_missing_default_weights_say_how_to_fix_it(tmp_path, monkeypatch, caplog):
-    monkeypatch.setattr(model_loading.manifest, "entries", lambda kind=None: [])
+    m = tmp_path / "manifest.json"
+    m.write_text(json.dumps({"schema": 1, "weights": []}))
+    monkeypatch.setattr(restore, "load_model", lambda spec, device, precision: model_loading.load_model(
+        spec, device, precision, m))
     save(tmp_path / "a.png", rand8(3, 3, 3))
     with caplog.at_level(logging.ERROR):
         assert cli("restore", tmp_path / "a.png") == 1
-    assert "no bundled weights" in caplog.text and "pass --weights FILE" in caplog.text
+    assert "no bundled restorer weights" in caplog.text and "--weights FILE" in caplog.text
     assert not (tmp_path / "a_restored.png").exists()
 
 
-def test_default_entry_is_verified_before_loading(tmp_path, weights, monkeypatch):
+def test_default_entry_is_verified_before_loading(tmp_path, weights):
     from weather_restore.hub.manifest import sha256_file
     good = {"id": "good", "kind": "restorer", "path": str(weights), "default": True,
             "sha256": sha256_file(weights), "bytes": weights.stat().st_size}
     other = dict(good, id="other", default=False)
-    monkeypatch.setattr(model_loading.manifest, "entries", lambda kind=None: [other, good])
-    model, choice = model_loading.load_model(None, "cpu", "fp32")
+    m = tmp_path / "manifest.json"
+    m.write_text(json.dumps({"schema": 1, "weights": [other, good]}))
+    model, choice = model_loading.load_model(None, "cpu", "fp32", m)
     assert choice.entry["id"] == "good" and model.cfg.name == "tiny"
-    good["sha256"] = "0" * 64
+    m.write_text(json.dumps({"schema": 1, "weights": [other, dict(good, sha256="0" * 64)]}))
     with pytest.raises(WeightsError, match="sha256"):
-        model_loading.load_model(None, "cpu", "fp32")
+        model_loading.load_model(None, "cpu", "fp32", m)
+
+
+def test_a_corrupt_bundled_file_given_by_path_is_refused(tmp_path, weights):
+    """--weights PATH goes through the same check as a node's user file: a manifest file name with
+    another sha256 is refused, not loaded unverified."""
+    from weather_restore.hub.manifest import sha256_file
+    m = tmp_path / "manifest.json"
+    m.write_text(json.dumps({"schema": 1, "weights": [
+        {"id": "tiny-v1", "kind": "restorer", "path": str(weights), "file_name": "tiny.safetensors",
+         "sha256": sha256_file(weights), "bytes": weights.stat().st_size, "default": True}]}))
+    copy = tmp_path / "copy" / "tiny.safetensors"
+    copy.parent.mkdir()
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    copy.write_bytes(bytes(data))
+    with pytest.raises(WeightsError, match="corrupt or a different version"):
+        model_loading.load_model(str(copy), "cpu", "fp32", m)
+    assert model_loading.load_model(str(weights), "cpu", "fp32", m)[1].entry["id"] == "tiny-v1"
 
 
 def test_unknown_weights_id_is_a_clear_error(tmp_path):
@@ -265,10 +287,39 @@ def test_unknown_weights_id_is_a_clear_error(tmp_path):
         model_loading.choose_weights(str(tmp_path / "missing.safetensors"))
 
 
+def test_nan_output_is_an_error_not_a_black_image(tmp_path, monkeypatch, caplog):
+    class NaNModel(PointwiseModel):
+        def forward(self, x, prior=None, density=None):
+            return argparse.Namespace(image=x * float("nan"))
+    fake = NaNModel()
+    monkeypatch.setattr(restore, "load_model", lambda *a: (fake, model_loading.WeightsChoice(tmp_path, None)))
+    save(tmp_path / "n.png", rand8(20, 20, 3))
+    with caplog.at_level(logging.ERROR):
+        assert cli("restore", tmp_path / "n.png") == 1
+    assert "NaN or infinite" in caplog.text and "--precision fp32" in caplog.text
+    assert not (tmp_path / "n_restored.png").exists()
+
+
+def test_region_mask_restores_only_inside(tmp_path, monkeypatch):
+    fake = PointwiseModel()
+    monkeypatch.setattr(restore, "load_model", lambda *a: (fake, model_loading.WeightsChoice(tmp_path, None)))
+    a = rand8(64, 96, 3)
+    save(tmp_path / "r.png", a)
+    mask = np.zeros((32, 48), np.uint8)                                        # half size, same aspect: resized
+    mask[:, 24:] = 255
+    save(tmp_path / "mask.png", mask, "L")
+    assert cli("restore", tmp_path / "r.png", "--region", tmp_path / "mask.png", "--feather", 0,
+               "--out", tmp_path / "out") == 0
+    got = np.asarray(Image.open(tmp_path / "out" / "r_restored.png")).astype(int)
+    np.testing.assert_array_equal(got[:, :44], a[:, :44])                      # outside: untouched
+    np.testing.assert_array_equal(got[:, 52:], 255 - a[:, 52:].astype(int))   # inside: restored
+
+
 def test_bad_arguments_are_refused(tmp_path, weights):
     save(tmp_path / "a.png", rand8(3, 3, 3))
     assert cli("restore", tmp_path / "a.png", "--weights", weights, "--tile", 16) == 2
-    assert cli("restore", tmp_path / "a.png", "--weights", weights, "--overlap", 300) == 2
+    assert cli("restore", tmp_path / "a.png", "--weights", weights, "--overlap", 512) == 2
+    assert cli("restore", tmp_path / "a.png", "--weights", weights, "--strength", 1.5) == 2   # as the node: [0, 1]
     assert cli("restore", tmp_path / "a.png", "--weights", weights, "--suffix", "") == 2
     assert not (tmp_path / "a_restored.png").exists()
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from weather_restore.models.tiling import global_signals, plan_tiles, restore_image
+from weather_restore.models.tiling import ANALYSIS_SIZE, global_signals, plan_tiles, restore_image, signal_steps
 
 
 @pytest.mark.parametrize("H, W, tile, overlap, align", [
@@ -77,9 +77,15 @@ def test_signals_once_per_image_prior_downscaled_density_at_full_resolution():
     m = PixelModel()
     x = torch.rand(2, 3, 70, 95, generator=torch.Generator().manual_seed(1))
     out = restore_image(m, x, tile=32, overlap=8)
+    assert m.signal_calls == 2                                     # once per item at the analysis size, not per tile
+    assert ANALYSIS_SIZE == 512 and max(x.shape[-2:]) < ANALYSIS_SIZE
+    torch.testing.assert_close(out, restore_image(m, x, *global_signals(m, x), tile=32, overlap=8))
+    torch.testing.assert_close(restore_image(m, x, tile=48, overlap=8),     # another tile: the same signals
+                               restore_image(m, x, *global_signals(m, x), tile=48, overlap=8))
+    m.signal_calls = 0
+    p, d = global_signals(m, x, 32)                                # a 32-px analysis, to see it tile
     density_tiles = len(plan_tiles(70, 95, 32, 8, align=8))
-    assert density_tiles > 1 and m.signal_calls == 2 * (1 + density_tiles)   # signals once, not per restore tile
-    p, d = global_signals(m, x, 32)
+    assert density_tiles > 1 and m.signal_calls == 2 * (1 + density_tiles)
     assert p.shape == (2, 4) and d.shape == (2, 1, 70, 95)
     # the pointwise density comes back exactly as the whole full-resolution image would give it ...
     torch.testing.assert_close(d, torch.sigmoid(x.mean(dim=1, keepdim=True) - 0.5), atol=1e-6, rtol=0)
@@ -89,7 +95,6 @@ def test_signals_once_per_image_prior_downscaled_density_at_full_resolution():
     small = torch.rand(1, 3, 20, 30)
     global_signals(m, small, 32)
     assert m.signal_calls == 1                                     # fits in one tile: one call
-    torch.testing.assert_close(out, restore_image(m, x, p, d, tile=32, overlap=8))
     given = torch.full((1, 4), 0.25)                              # a caller-given prior wins
     torch.testing.assert_close(restore_image(m, x, given, d, tile=32, overlap=8),
                                m(x, given.expand(2, 4), d).image.clamp(0, 1), atol=1e-6, rtol=0)
