@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import RestorerConfig
+from .conv_block import GatedConvBlock
 from .cwp import WeatherTokens
 from .dual_aggregation import DualAggregationBlock
 from .heads import DensityHead, DensityRefiner, PriorHead, QualityHead, upsample_to
@@ -39,6 +40,9 @@ class Signals:
     prior_logits: torch.Tensor          # (B, K)
     density_logits: torch.Tensor        # (B, 1, H, W) cropped to the input size
     quality_logits: torch.Tensor        # (B, 3)
+
+
+BLOCKS = {"dual": DualAggregationBlock, "conv": GatedConvBlock}
 
 
 def pad_to_multiple(x: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -69,22 +73,29 @@ class WeatherRestorer(nn.Module):
         token_dim = dims[-1]
 
         self.body_down = nn.ModuleList(Downsample(dims[i], dims[i + 1], **kw) for i in range(L - 1))
+        def block(level: int, cwp: bool):
+            return BLOCKS[cfg.block_type(level)](dims[level], cfg, token_dim if cwp else 0, **kw)
+
+        # CWP in the bottleneck's encoder blocks and the decoder blocks, at the levels cfg allows
         self.body = nn.ModuleList(
-            nn.ModuleList(DualAggregationBlock(dims[i], cfg, token_dim if i == L - 1 else 0, **kw)
-                          for _ in range(cfg.enc_blocks[i]))
+            nn.ModuleList(block(i, i == L - 1 and cfg.has_cwp(i)) for _ in range(cfg.enc_blocks[i]))
             for i in range(L))
         # decoder levels L-2 .. 0, stored in that order
         self.up = nn.ModuleList(Upsample(dims[i + 1], dims[i], **kw) for i in reversed(range(L - 1)))
         self.decoder = nn.ModuleList(
-            nn.ModuleList(DualAggregationBlock(dims[i], cfg, token_dim, **kw) for _ in range(n))
+            nn.ModuleList(block(i, cfg.has_cwp(i)) for _ in range(n))
             for i, n in zip(reversed(range(L - 1)), cfg.dec_blocks))
         self.out = nn.Conv2d(dims[0], 3, 3, padding=1, **kw)
         with torch.no_grad():                  # start close to the identity: a small residual
             self.out.weight.mul_(0.05)
             self.out.bias.zero_()
 
-    # -- encoder and heads -------------------------------------------------------------------
-    def _encode(self, xp: torch.Tensor):
+    def _layout(self, xp: torch.Tensor) -> torch.Tensor:
+        return xp.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else xp
+
+    # -- encoder and heads (public: training code, the SRD teacher and NLCL use them) ---------
+    def encode(self, xp: torch.Tensor):
+        """SAR encoder on an input padded to cfg.stride: (features, attention maps), one per level."""
         feats, attns = [], []
         f = self.shallow(xp)
         for i, sar in enumerate(self.sar):
@@ -95,7 +106,8 @@ class WeatherRestorer(nn.Module):
             attns.append(a)
         return feats, attns
 
-    def _heads(self, feats, xp):
+    def heads(self, feats, xp):
+        """(prior, density, quality) logits from `encode`'s features; density on xp's padded grid."""
         prior_logits = self.prior_head(feats[-1])
         quality_logits = self.quality_head(feats[-1])
         density_logits = upsample_to(self.density_head(feats[self.cfg.density_level]), xp.shape[-2:])
@@ -103,14 +115,17 @@ class WeatherRestorer(nn.Module):
             density_logits = self.density_refiner(xp, feats[0], density_logits)
         return prior_logits, density_logits, quality_logits
 
+    def signals(self, x: torch.Tensor) -> Signals:
+        """Only the encoder and heads (cheap), with gradients: the learned provider of p, D and quality."""
+        H, W = x.shape[-2:]
+        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        p, d, q = self.heads(self.encode(xp)[0], xp)
+        return Signals(p, d[..., :H, :W], q)
+
     @torch.no_grad()
     def predict_signals(self, x: torch.Tensor) -> Signals:
-        """Only the encoder and heads (cheap): the learned provider of p, D and quality."""
-        H, W = x.shape[-2:]
-        xp = pad_to_multiple(x, self.cfg.stride)
-        feats, _ = self._encode(xp)
-        p, d, q = self._heads(feats, xp)
-        return Signals(p, d[..., :H, :W], q)
+        """`signals` without gradients, for inference."""
+        return self.signals(x)
 
     # -- full forward ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
@@ -119,9 +134,9 @@ class WeatherRestorer(nn.Module):
         if x.ndim != 4 or x.shape[1] != 3:
             raise ValueError(f"restorer input must be (B, 3, H, W) RGB; got {tuple(x.shape)}")
         B, _, H, W = x.shape
-        xp = pad_to_multiple(x, self.cfg.stride)
-        feats, attns = self._encode(xp)
-        prior_logits, density_logits, quality_logits = self._heads(feats, xp)
+        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        feats, attns = self.encode(xp)
+        prior_logits, density_logits, quality_logits = self.heads(feats, xp)
 
         p = torch.sigmoid(prior_logits) if prior is None else check_prior(prior.to(x), B)
         if density is None:
@@ -144,7 +159,7 @@ class WeatherRestorer(nn.Module):
             h = up(h) + skip
             for blk in blocks:
                 h = blk(h, d, tokens)
-        y = (xp + self.out(h))[..., :H, :W]
+        y = (xp + self.out(h))[..., :H, :W].contiguous()
         return RestorerOutput(
             image=y, prior=p, density=d[..., :H, :W],
             pred_prior_logits=prior_logits, pred_density_logits=density_logits[..., :H, :W],

@@ -75,7 +75,7 @@ def test_student_sar_attention_learns_the_targets(teacher, tiny_model):
 
     losses, gaps = [], []
     for _ in range(30):
-        feats, attns = model._encode(weathered)
+        feats, attns = model.encode(weathered)
         loss = srd_loss(attns, target)
         gaps.append(gap(attns))
         opt.zero_grad()

@@ -25,7 +25,7 @@ from .train_config import resolve_path
 
 def patch_embeddings(model: WeatherRestorer, x: torch.Tensor, level: int, patch: int) -> torch.Tensor:
     """(N, 3, H, W) -> (N, L, C) unit vectors, one per patch of a non-overlapping patch grid."""
-    feats, _ = model._encode(pad_to_multiple(x, model.cfg.stride))
+    feats, _ = model.encode(pad_to_multiple(x, model.cfg.stride))
     f = feats[level]
     k = patch // 2 ** level
     gh, gw = x.shape[-2] // patch, x.shape[-1] // patch

@@ -39,7 +39,7 @@ class EMATeacher:
 
     @torch.no_grad()
     def features(self, x: torch.Tensor) -> List[torch.Tensor]:
-        feats, _ = self.model._encode(pad_to_multiple(x, self.model.cfg.stride))
+        feats, _ = self.model.encode(pad_to_multiple(x, self.model.cfg.stride))
         return feats
 
     @torch.no_grad()

@@ -43,10 +43,9 @@ log = logging.getLogger(__name__)
 
 
 def encoder_signals(model: WeatherRestorer, x: torch.Tensor):
-    """Encoder + heads with gradients (predict_signals is no-grad): (prior, density, quality) logits."""
-    xp = pad_to_multiple(x, model.cfg.stride)
-    feats, _ = model._encode(xp)
-    return model._heads(feats, xp)
+    """Encoder + heads with gradients: (prior, density, quality) logits, density cropped to x."""
+    s = model.signals(x)
+    return s.prior_logits, s.density_logits, s.quality_logits
 
 
 class TrainNet(nn.Module):
@@ -61,7 +60,7 @@ class TrainNet(nn.Module):
                 real: Optional[torch.Tensor] = None, signals_only: bool = False):
         if signals_only:                       # stage "signals": no restoration body, heads only
             p, d, q = encoder_signals(self.restorer, x)
-            return {"pred_prior_logits": p, "pred_density_logits": d[..., :x.shape[-2], :x.shape[-1]],
+            return {"pred_prior_logits": p, "pred_density_logits": d,
                     "quality_logits": q}
         out = self.restorer(x, prior, density)
         res = {k: getattr(out, k) for k in out.__dataclass_fields__}
@@ -70,14 +69,21 @@ class TrainNet(nn.Module):
         return res
 
 
+def recipe_kwargs(cfg: TrainConfig) -> dict:
+    """The config's recipe_weights as the synthesizers take them (recipes left out are not drawn)."""
+    if not cfg.recipe_weights:
+        return {}
+    return {"recipes": [k for k, v in cfg.recipe_weights.items() if v > 0],
+            "recipe_weights": {k: float(v) for k, v in cfg.recipe_weights.items()}}
+
+
 def build_dataset(cfg: TrainConfig):
     from .synth import SyntheticWeatherDataset  # the synthesizer, training/synth/
     roots = [str(resolve_path(r)) for r in cfg.data_roots]
-    kw = {}
-    if cfg.recipe_weights:                            # name -> weight; recipes left out are not drawn
-        kw = {"recipes": [k for k, v in cfg.recipe_weights.items() if v > 0],
-              "recipe_weights": {k: float(v) for k, v in cfg.recipe_weights.items()}}
-    return SyntheticWeatherDataset(roots, crop=cfg.crop, seed=cfg.seed, **kw)
+    if cfg.synth == "torch":                          # clean crops; the weather is made in train_step
+        from .synth_torch import CleanCrops
+        return CleanCrops(roots, crop=cfg.crop, seed=cfg.seed, **recipe_kwargs(cfg))
+    return SyntheticWeatherDataset(roots, crop=cfg.crop, seed=cfg.seed, **recipe_kwargs(cfg))
 
 
 def load_init_weights(model: WeatherRestorer, path, new_modules=()) -> None:
@@ -150,6 +156,10 @@ class Trainer:
             from .teachers import build_clip_quality_perceiver
             self.perceiver = build_clip_quality_perceiver(cfg.teacher, self.device)
         self.dataset = EpochView(dataset if dataset is not None else build_dataset(cfg), cfg.seed, cfg.flips)
+        self.weather = None                     # synth "torch": weather on the device, f(seed, step, rank)
+        if cfg.synth == "torch":
+            from .synth_torch import TorchWeather
+            self.weather = TorchWeather(cfg.seed, **recipe_kwargs(cfg))
         self.nlcl = None
         if cfg.nlcl["enabled"]:
             from .nlcl import NLCLStage
@@ -276,6 +286,8 @@ class Trainer:
     def train_step(self, batch: dict) -> dict:
         self.net.train()
         batch = {k: v.to(self.device, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+        if self.weather is not None:
+            batch = self.weather(batch["clean"], self.step, self.rank)
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.amp):
             parts = self.losses(batch, self.step)
         if not parts["total"].requires_grad:
