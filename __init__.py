@@ -6,6 +6,7 @@ ComfyUI-specific is imported at module level, so the pack also imports outside C
 """
 
 __version__ = "0.1.0"
+WEB_DIRECTORY = "./web"                         # web/weather_restore.js: Quality Perceiver's score on the node
 
 
 async def comfy_entrypoint():

@@ -1,9 +1,9 @@
 """Quality Perceiver: is an image degraded, partly restored or clean (Perceive-IR's three tiers)?"""
 from comfy_api.latest import io, ui
 
-from ..pipeline.signals import clip_signal, learned_quality, quality_report, resolve_source
+from ..pipeline.signals import clip_signal, learned_quality, quality_report, quality_text, resolve_source
 from . import model_patcher
-from .common import image_input, model_input, network_image, source_input
+from .common import image_input, interruptible, model_input, network_image, should_stop, source_input
 from .types import CATEGORY, NODE_PREFIX
 
 
@@ -15,7 +15,8 @@ class QualityPerceiver(io.ComfyNode):
             display_name="Quality Perceiver",
             category=CATEGORY,
             description="Scores each image of the batch: 0 = degraded, 1 = clean, with its quality tier "
-                        "(low / medium / high). Compare the scores before and after Restore.",
+                        "(low / medium / high), shown on the node after a run. Compare the scores before and "
+                        "after Restore.",
             is_output_node=True,
             inputs=[model_input(), image_input(), source_input("quality")],
             outputs=[io.Float.Output(display_name="score", is_output_list=True,
@@ -34,8 +35,7 @@ class QualityPerceiver(io.ComfyNode):
         if src == "clip":
             probs = clip_signal(weather_model.clip, "quality", rgb, weather_model.clip_patcher.model)
         else:
-            probs = learned_quality(weather_model.restorer, rgb)
+            with interruptible():
+                probs = learned_quality(weather_model.restorer, rgb, should_stop=should_stop)
         scores, tiers, texts = quality_report(probs)
-        report = "\n".join(f"#{i + 1}: score {s:.3f}, {t} ({p}; {src})"
-                           for i, (s, t, p) in enumerate(zip(scores, tiers, texts)))
-        return io.NodeOutput(scores, tiers, texts, ui=ui.PreviewText(report))
+        return io.NodeOutput(scores, tiers, texts, ui=ui.PreviewText(quality_text(scores, tiers, texts, src)))

@@ -1,20 +1,14 @@
 """Restore: remove rain streaks, raindrops, snow and haze, optionally guided by a prior and a density
 MASK, optionally only inside a region MASK, tiled for large images."""
 import comfy.model_management as mm
-import comfy.utils
 from comfy_api.latest import io
 
 from ..pipeline.layout import to_comfy
-from ..pipeline.memory import MIN_TILE, OOM_ERRORS
+from ..pipeline.memory import MIN_TILE
 from ..pipeline.restore import restore_batch
 from . import model_patcher
-from .common import image_input, model_input, network_image
+from .common import image_input, interruptible, model_input, network_image, oom_errors, progress_bar, should_stop
 from .types import CATEGORY, NODE_PREFIX, WeatherPriorType
-
-
-def _oom_errors():
-    extra = () if mm.OOM_EXCEPTION is Exception else (mm.OOM_EXCEPTION,)   # never treat every error as OOM
-    return tuple(dict.fromkeys(OOM_ERRORS + extra))
 
 
 class Restore(io.ComfyNode):
@@ -58,17 +52,14 @@ class Restore(io.ComfyNode):
                 prior=None, density=None, region=None) -> io.NodeOutput:
         rgb, alpha = network_image(image, weather_model)
         H, W = rgb.shape[-2:]
+        on_progress = progress_bar()
+        on_progress(0, 1)
         model_patcher.load([weather_model.patcher],
                            model_patcher.activation_bytes(weather_model.restorer, min(tile_size, max(H, W))))
-        pbar = comfy.utils.ProgressBar(rgb.shape[0])
-        try:
+        with interruptible():
             out = restore_batch(
                 weather_model.restorer, rgb, prior=None if prior is None else prior.values,
                 density=density, region=region, strength=strength, tile=tile_size, overlap=tile_overlap,
-                feather=feather, on_progress=lambda done, total: pbar.update_absolute(done, total),
-                should_stop=mm.processing_interrupted, oom_errors=_oom_errors(),
+                feather=feather, on_progress=on_progress, should_stop=should_stop, oom_errors=oom_errors(),
                 on_oom=lambda tile: mm.soft_empty_cache())
-        except InterruptedError:
-            mm.throw_exception_if_processing_interrupted()     # ComfyUI's own interrupt exception
-            raise
         return io.NodeOutput(model_patcher.intermediate(to_comfy(out, alpha)))

@@ -5,7 +5,7 @@ from comfy_api.latest import io
 from ..models.signals import WEATHER_TYPES
 from ..pipeline.signals import apply_overrides, clip_signal, learned_prior_density, resolve_source, summarize_prior
 from . import model_patcher
-from .common import image_input, model_input, network_image, source_input
+from .common import image_input, interruptible, learned_kwargs, model_input, network_image, source_input
 from .types import CATEGORY, NODE_PREFIX, WeatherPrior, WeatherPriorType
 
 
@@ -38,7 +38,8 @@ class ClipWeatherPrior(io.ComfyNode):
         if src == "clip":
             p = clip_signal(weather_model.clip, "prior", rgb, weather_model.clip_patcher.model)
         else:
-            p, _ = learned_prior_density(weather_model.restorer, rgb)
+            with interruptible():
+                p, _ = learned_prior_density(weather_model.restorer, rgb, **learned_kwargs())
         p, changed = apply_overrides(p, {n: overrides.get(n) for n in WEATHER_TYPES})
         label = src + ("+manual" if changed else "")
         summary = summarize_prior(p, label)

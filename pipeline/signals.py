@@ -134,15 +134,33 @@ def quality_report(probs: torch.Tensor) -> Tuple[List[float], List[str], List[st
     return scores, tiers, texts
 
 
+def quality_text(scores: List[float], tiers: List[str], texts: List[str], source: str) -> str:
+    """What Quality Perceiver shows on the node: 'score 0.812 (high) - low 0.05, medium 0.28, high 0.67
+    (learned)', one line per image ('#2: ...' when the batch has more than one)."""
+    many = len(scores) > 1
+    return "\n".join(f"{f'#{i + 1}: ' if many else ''}score {s:.3f} ({t}) - {p} ({source})"
+                     for i, (s, t, p) in enumerate(zip(scores, tiers, texts)))
+
+
 # inferno-like anchors: dark (clear) -> purple -> red -> orange -> pale yellow (dense)
 _HEAT = torch.tensor([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]],
                      dtype=torch.float32) / 255.0
+HEATMAP_SCALES = ("normalised", "absolute")
+HEAT_FLOOR = 0.05                               # "normalised" never stretches a map whose peak is below this
 
 
-def heatmap(d: torch.Tensor) -> torch.Tensor:
-    """density (B, 1, H, W) in [0, 1] -> RGB heat map (B, 3, H, W), piecewise linear through _HEAT."""
+def heatmap(d: torch.Tensor, scale: str = "absolute") -> torch.Tensor:
+    """density (B, 1, H, W) in [0, 1] -> RGB heat map (B, 3, H, W), piecewise linear through _HEAT.
+
+    "absolute": yellow = density 1. "normalised": each image divided by its own peak (at least
+    HEAT_FLOOR), so a map that never exceeds 0.27 still spans the colours; a clear image stays dark."""
+    if scale not in HEATMAP_SCALES:
+        raise InputError(f"heatmap_scale must be one of {', '.join(HEATMAP_SCALES)}; got '{scale}'")
+    d = d.clamp(0, 1)
+    if scale == "normalised":
+        d = d / d.amax(dim=(1, 2, 3), keepdim=True).clamp(min=HEAT_FLOOR)
     n = _HEAT.shape[0] - 1
-    t = d.clamp(0, 1)[:, 0] * n                                # (B, H, W) in [0, n]
+    t = d[:, 0] * n                                            # (B, H, W) in [0, n]
     i = t.floor().long().clamp(max=n - 1)
     f = (t - i)[..., None]                                     # (B, H, W, 1)
     lut = _HEAT.to(d.device)

@@ -37,3 +37,14 @@ def test_devices_only_through_model_management():
         for p in (ROOT / folder).glob("*.py"):
             text = p.read_text()
             assert ".cuda(" not in text and "torch.cuda.empty_cache" not in text, p
+
+
+def test_quality_text_reaches_the_node_through_the_web_extension():
+    """Quality Perceiver returns its report as the V3 `text` UI output; web/weather_restore.js (served
+    through WEB_DIRECTORY) draws it on that node and does not save it into workflows."""
+    assert weather_restore.WEB_DIRECTORY == "./web"
+    js = (ROOT / "web" / "weather_restore.js").read_text()
+    assert 'import { app } from "../../scripts/app.js"' in js and "registerExtension" in js
+    assert "WeatherRestore_QualityPerceiver" in js and "message?.text" in js and "serialize = false" in js
+    source = (ROOT / "nodes" / "quality.py").read_text()
+    assert "is_output_node=True" in source and "ui=ui.PreviewText(quality_text(" in source

@@ -116,3 +116,27 @@ def test_command_line_precision_is_the_nodes_choice():
     assert pick_dtype("bf16", cpu) == torch.bfloat16
     with pytest.raises(InputError, match="precision must be one of"):
         pick_dtype("half", cpu)
+
+
+def test_normalised_heatmap_spans_the_colours_of_a_faint_map():
+    d = torch.zeros(2, 1, 4, 4)
+    d[0, 0, 0, 0] = 0.27                                        # the peak of a real map on the sample
+    d[0, 0, 1, 1] = 0.135
+    d[1, 0, 0, 0] = 0.01                                        # a clear image: below the floor
+    absolute, normalised = heatmap(d, "absolute"), heatmap(d, "normalised")
+    yellow = torch.tensor([252 / 255, 1.0, 164 / 255])
+    assert torch.allclose(normalised[0, :, 0, 0], yellow, atol=1e-6)           # the peak is yellow
+    assert torch.allclose(normalised[0, :, 1, 1], heatmap(torch.full((1, 1, 1, 1), 0.5))[0, :, 0, 0], atol=1e-6)
+    assert absolute[0, :, 0, 0].sum() < 1.5                    # absolute: 0.27 stays dark purple
+    assert torch.allclose(normalised[1, :, 0, 0], heatmap(torch.full((1, 1, 1, 1), 0.2))[0, :, 0, 0], atol=1e-6)
+    with pytest.raises(InputError, match="heatmap_scale must be one of"):
+        heatmap(d, "log")
+
+
+def test_quality_text_is_what_the_node_shows():
+    from weather_restore.pipeline.signals import quality_text
+    scores, tiers, texts = quality_report(torch.tensor([[0.1, 0.3, 0.6]]))
+    assert quality_text(scores, tiers, texts, "learned") == "score 0.750 (high) - low 0.10, medium 0.30, high 0.60 (learned)"
+    two = quality_text(*quality_report(torch.tensor([[0.8, 0.2, 0.0], [0.0, 0.0, 1.0]])), "clip").splitlines()
+    assert two == ["#1: score 0.100 (low) - low 0.80, medium 0.20, high 0.00 (clip)",
+                   "#2: score 1.000 (high) - low 0.00, medium 0.00, high 1.00 (clip)"]
