@@ -22,8 +22,8 @@ def _mix(*xs: int) -> int:
     return h
 
 
-def generator_for(*xs: int) -> torch.Generator:
-    return torch.Generator().manual_seed(_mix(*xs))
+def generator_for(*xs: int, device="cpu") -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(_mix(*xs))
 
 
 class EpochView(Dataset):

@@ -64,6 +64,8 @@ class TrainConfig:
     init_weights: Optional[str] = None    # .safetensors or .pt to start from (NLCL fine-tuning)
     data_roots: list = dataclasses.field(default_factory=lambda: ["../shared/data/train/clean"])
     recipe_weights: Optional[dict] = None # recipe name -> weight, passed to the synthesizer
+    synth: str = "numpy"                  # numpy: weathered crops from the DataLoader (training/synth/);
+                                          # torch: clean crops, weather made on the training device (synth_torch/)
     crop: int = 128
     batch: int = 4
     lr: float = 2e-4
@@ -110,6 +112,8 @@ class TrainConfig:
         if self.stage == "signals" and not (self.loss["prior"] or self.loss["density"]):
             raise ValueError(f"train config '{self.name}': stage 'signals' trains the prior and density heads "
                              f"only, so it needs loss.prior or loss.density above 0")
+        if self.synth not in ("numpy", "torch"):
+            raise ValueError(f"train config '{self.name}': synth must be numpy or torch; got {self.synth!r}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"train config '{self.name}': amp must be auto, bf16 or off; got {self.amp!r}")
         if self.loss["difficulty_perceiver"] not in ("learned", "clip"):

@@ -27,6 +27,12 @@ RECIPES = ("clean", "rain_light", "rain_heavy", "raindrops", "snow", "haze", "ra
 DEFAULT_WEIGHTS = {"clean": 0.10, "rain_light": 0.24, "rain_heavy": 0.11, "raindrops": 0.08,
                    "snow": 0.10, "haze": 0.18, "rain_haze": 0.10, "snow_haze": 0.09}
 NOISE_RATE, JPEG_RATE = 0.1, 0.1
+NOISE_SIGMA, JPEG_QUALITY = (0.003, 0.02), (60, 96)   # sensor noise sigma range, JPEG quality range [lo, hi)
+# which layers each recipe draws (shared with the torch synthesizer, training/synth_torch/)
+RAIN_RECIPES, HAZE_RECIPES = ("rain_light", "rain_heavy", "rain_haze"), ("haze", "rain_haze", "snow_haze")
+DROPS_RECIPES, SNOW_RECIPES = ("raindrops",), ("snow", "snow_haze")
+RAIN_HAZE_HEAVY = 0.35       # share of rain_haze samples whose rain is heavy
+HAZE_STRENGTH, MIXED_HAZE_STRENGTH = 1.0, 0.7   # haze alone / haze as a second weather
 
 
 @dataclasses.dataclass
@@ -42,19 +48,20 @@ class WeatherSample:
 def degrade_camera(img: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
     """Mild sensor noise and/or JPEG compression, each at a low rate (NOISE_RATE, JPEG_RATE)."""
     if rng.random() < NOISE_RATE:
-        sigma = rng.uniform(0.003, 0.02)
+        sigma = rng.uniform(*NOISE_SIGMA)
         img = img + torch.from_numpy(rng.normal(0, sigma, img.shape).astype(np.float32))
     if rng.random() < JPEG_RATE:
         buf = io.BytesIO()
         arr = (img.clamp(0, 1).permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)    # (H, W, 3)
-        Image.fromarray(arr).save(buf, format="JPEG", quality=int(rng.integers(60, 96)))
+        Image.fromarray(arr).save(buf, format="JPEG", quality=int(rng.integers(*JPEG_QUALITY)))
         img = torch.from_numpy(np.asarray(Image.open(buf), dtype=np.float32) / 255).permute(2, 0, 1)
     return img.clamp(0, 1).contiguous()
 
 
-def draw_recipe(rng: np.random.Generator, recipes=None, weights=None) -> str:
-    """A recipe from `recipes` (default all), drawn with `weights` (name -> weight; names it leaves
-    out keep their DEFAULT_WEIGHTS value)."""
+def recipe_probabilities(recipes=None, weights=None):
+    """-> (names, probabilities (float64 array)) of drawing each of `recipes` (default all) with
+    `weights` (name -> weight; names it leaves out keep their DEFAULT_WEIGHTS value). Shared with
+    the torch synthesizer (training/synth_torch/)."""
     names = list(recipes or RECIPES)
     unknown = [n for n in names if n not in RECIPES]
     if unknown:
@@ -63,7 +70,13 @@ def draw_recipe(rng: np.random.Generator, recipes=None, weights=None) -> str:
     w = np.array([float(table[n]) for n in names], dtype=np.float64)
     if w.sum() <= 0 or (w < 0).any():
         raise ValueError(f"recipe weights must be >= 0 with a positive sum; got {dict(zip(names, w))}")
-    return names[rng.choice(len(names), p=w / w.sum())]
+    return names, w / w.sum()
+
+
+def draw_recipe(rng: np.random.Generator, recipes=None, weights=None) -> str:
+    """A recipe from `recipes` (default all), drawn with `weights` (see recipe_probabilities)."""
+    names, p = recipe_probabilities(recipes, weights)
+    return names[rng.choice(len(names), p=p)]
 
 
 def _union(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -87,20 +100,21 @@ def synthesize(clean: torch.Tensor, rng: np.random.Generator, recipe: str = None
         return WeatherSample(clean.clone(), clean, prior, density, 0.0, recipe)
 
     img = clean
-    if recipe in ("rain_light", "rain_heavy", "rain_haze"):
-        heavy = recipe == "rain_heavy" or (recipe == "rain_haze" and rng.random() < 0.35)
+    if recipe in RAIN_RECIPES:
+        heavy = recipe == "rain_heavy" or (recipe == "rain_haze" and rng.random() < RAIN_HAZE_HEAVY)
         layer = make_rain(rng, h, w, heavy)
         density, prior[RAIN] = rain_labels(layer, img)
         img = apply_rain(img, layer)
-    if recipe in ("haze", "rain_haze", "snow_haze"):
-        img, d, sev = add_haze(img, rng, strength=1.0 if recipe == "haze" else 0.7, depth_from=clean)
+    if recipe in HAZE_RECIPES:
+        strength = HAZE_STRENGTH if recipe == "haze" else MIXED_HAZE_STRENGTH
+        img, d, sev = add_haze(img, rng, strength=strength, depth_from=clean)
         if recipe == "rain_haze":                                  # streaks behind the haze fade with it
             density = density * (1 - d)
             prior[RAIN] = prior[RAIN] * float(0.5 + 0.5 * (1 - d).mean())
         density, prior[HAZE] = _union(density, d), sev
-    if recipe == "raindrops":
+    if recipe in DROPS_RECIPES:
         img, density, prior[DROPS] = add_raindrops(img, rng)
-    if recipe in ("snow", "snow_haze"):
+    if recipe in SNOW_RECIPES:
         img, d, prior[SNOW] = add_snow(img, rng)
         density = _union(density, d)
     img = degrade_camera(img, rng)

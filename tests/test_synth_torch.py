@@ -1,0 +1,202 @@
+"""Torch weather synthesizer (training/synth_torch/): label ranges, determinism, the numpy
+synthesizer's recipes and statistics, the device data path in the trainer."""
+import io
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from weather_restore.training.synth import RECIPES, SyntheticWeatherDataset, synthesize
+from weather_restore.training.synth.compose import DEFAULT_WEIGHTS
+from weather_restore.training.synth_torch import CleanCrops, TorchWeather, synthesize_batch
+from weather_restore.training.synth_torch.camera import jpeg
+from weather_restore.training.synth_torch.ops import box_mean, convolve_wrap, streak_kernels
+from weather_restore.training.synth.kernels import box_mean as box_mean_np
+from weather_restore.training.synth.kernels import convolve_wrap as convolve_wrap_np
+from weather_restore.training.synth.kernels import streak_kernels as streak_kernels_np
+
+RAIN, DROPS, SNOW, HAZE = range(4)
+PRESENT = {"clean": set(), "rain_light": {RAIN}, "rain_heavy": {RAIN}, "raindrops": {DROPS}, "snow": {SNOW},
+           "haze": {HAZE}, "rain_haze": {RAIN, HAZE}, "snow_haze": {SNOW, HAZE}}
+KEYS = {"weathered", "clean", "prior", "density", "severity", "recipe_index"}
+
+
+def _photos(n=3, h=40, w=48, seed=0):
+    """Smooth random colour photos (B, 3, H, W), as test_synth.py's."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(n, 3, h // 8, w // 8, generator=g)
+    return torch.nn.functional.interpolate(base, size=(h, w), mode="bilinear")
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
+def test_labels_shapes_ranges_and_the_present_weather(recipe):
+    x = _photos()
+    out = synthesize_batch(x, 3, recipe=recipe)
+    assert set(out) == KEYS
+    assert out["weathered"].shape == (3, 3, 40, 48) and out["density"].shape == (3, 1, 40, 48)
+    assert out["prior"].shape == (3, 4) and out["severity"].shape == (3,) and out["recipe_index"].shape == (3,)
+    for k in ("weathered", "clean", "prior", "density", "severity"):
+        assert out[k].dtype == torch.float32 and out[k].min() >= 0 and out[k].max() <= 1, k
+    assert out["recipe_index"].dtype == torch.long and (out["recipe_index"] == RECIPES.index(recipe)).all()
+    assert torch.equal(out["clean"], x)
+    torch.testing.assert_close(out["severity"], 1 - torch.prod(1 - out["prior"], dim=1), atol=1e-6, rtol=0)
+    if recipe == "clean":
+        assert torch.equal(out["weathered"], x) and out["prior"].sum() == 0 and out["density"].sum() == 0
+        assert out["severity"].sum() == 0
+        return
+    for k in range(4):
+        if k in PRESENT[recipe]:
+            assert (out["prior"][:, k] >= 0.05).all(), (recipe, out["prior"])
+        else:
+            assert (out["prior"][:, k] == 0).all(), (recipe, out["prior"])
+    assert (out["density"].mean((1, 2, 3)) > 0.001).all()
+    assert ((out["weathered"] - x).abs().mean((1, 2, 3)) > 0.001).all()
+
+
+def test_same_seed_same_batch_other_seed_other_batch():
+    x = _photos(6)
+    a, b = synthesize_batch(x, 11), synthesize_batch(x, torch.Generator().manual_seed(11))
+    assert all(torch.equal(a[k], b[k]) for k in KEYS)
+    c = synthesize_batch(x, 12)
+    assert not torch.equal(a["weathered"], c["weathered"])
+    for recipe in RECIPES[1:]:                     # every weather, not only the mix, depends on the seed
+        assert not torch.equal(synthesize_batch(x, 1, recipe=recipe)["weathered"],
+                               synthesize_batch(x, 2, recipe=recipe)["weathered"]), recipe
+
+
+def test_recipe_draw_follows_the_weights_and_the_overrides():
+    x = _photos(1, 8, 8).expand(3000, -1, -1, -1)
+    idx = synthesize_batch(x, 0, recipes=["clean", "haze", "snow"])["recipe_index"]
+    share = {r: (idx == RECIPES.index(r)).float().mean().item() for r in ("clean", "haze", "snow")}
+    total = DEFAULT_WEIGHTS["clean"] + DEFAULT_WEIGHTS["haze"] + DEFAULT_WEIGHTS["snow"]
+    for r, s in share.items():                     # 3000 draws: 3 sigma is at most 0.027
+        assert s == pytest.approx(DEFAULT_WEIGHTS[r] / total, abs=0.03), share
+    idx = synthesize_batch(x[:50], 0, recipes=["clean", "snow"], recipe_weights={"clean": 0.0})["recipe_index"]
+    assert (idx == RECIPES.index("snow")).all()
+
+
+def test_bad_inputs_are_refused_with_the_fix():
+    with pytest.raises(ValueError, match=r"\(B, 3, H, W\)"):
+        synthesize_batch(torch.rand(3, 16, 16), 0)
+    with pytest.raises(ValueError, match="at least 8"):
+        synthesize_batch(torch.rand(1, 3, 4, 16), 0)
+    with pytest.raises(ValueError, match="fog"):
+        synthesize_batch(_photos(), 0, recipes=["fog"])
+    with pytest.raises(ValueError, match="fog"):
+        synthesize_batch(_photos(), 0, recipe="fog")
+    with pytest.raises(ValueError, match="torch.Generator"):
+        synthesize_batch(_photos(), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="fog"):
+        TorchWeather(0, recipes=["fog"])
+
+
+# per recipe, the torch batch against the numpy synthesizer on the same 48 crops: the means of the
+# brightness change, of |change|, of the density and of each prior column agree within
+# REL * |numpy mean| + ABS. Sampling noise alone (two independent draws of 48) is about 0.3 of that.
+STAT_CROPS, REL, ABS = 48, 0.25, 0.01
+
+
+@pytest.mark.parametrize("recipe", RECIPES[1:])
+def test_recipe_statistics_match_the_numpy_synthesizer(recipe):
+    x = _photos(STAT_CROPS, 48, 48, seed=1)
+    ref = [synthesize(x[i], np.random.default_rng(1000 + i), recipe) for i in range(STAT_CROPS)]
+    out = synthesize_batch(x, 5, recipe=recipe)
+    stats = {
+        "change": (torch.stack([(s.weathered - s.clean).mean() for s in ref]).mean(),
+                   (out["weathered"] - x).mean()),
+        "abs_change": (torch.stack([(s.weathered - s.clean).abs().mean() for s in ref]).mean(),
+                       (out["weathered"] - x).abs().mean()),
+        "density": (torch.stack([s.density.mean() for s in ref]).mean(), out["density"].mean()),
+    }
+    prior_np = torch.stack([s.prior for s in ref]).mean(0)
+    for k in range(4):
+        stats[f"prior{k}"] = (prior_np[k], out["prior"][:, k].mean())
+    for name, (a, b) in stats.items():
+        assert abs(float(b) - float(a)) <= REL * abs(float(a)) + ABS, (recipe, name, float(a), float(b))
+
+
+def test_streak_kernels_and_box_mean_match_the_numpy_operators():
+    x = torch.rand(2, 30, 41)
+    kw = dict(length=torch.tensor([9.0, 13.0]), angle_deg=torch.tensor([0.0, 25.0]),
+              width=torch.tensor([0.8, 1.5]), taper=torch.tensor([0.2, 0.2]))
+    ours = convolve_wrap(x, streak_kernels(30, 41, **kw))      # (short tapers: numpy's square box holds the tails)
+    ref = convolve_wrap_np(x, streak_kernels_np([9, 13], [0, 25], [0.8, 1.5], [0.2, 0.2]))
+    torch.testing.assert_close(ours, ref, atol=1e-4, rtol=1e-4)
+    # a folded-in blur keeps the streak's light and widens it
+    blurred = streak_kernels(30, 41, **kw, blur=torch.tensor([1.0, 1.0]))
+    sharp = streak_kernels(30, 41, **kw)
+    torch.testing.assert_close(blurred.sum((1, 2)), sharp.sum((1, 2)), rtol=0.08, atol=0)
+    assert (blurred.amax((1, 2)) < sharp.amax((1, 2))).all()
+    y = torch.rand(2, 1, 23, 31)
+    torch.testing.assert_close(box_mean(y, 4)[1, 0], box_mean_np(y[1, 0], 4), atol=1e-5, rtol=0)
+
+
+def test_jpeg_arithmetic_is_close_to_pillow():
+    x = _photos(1, 64, 64, seed=4)[0]
+    x = (x + 0.15 * torch.rand(3, 64, 64, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    x = torch.round(x * 255) / 255
+    buf = io.BytesIO()
+    Image.fromarray((x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)).save(buf, format="JPEG", quality=70)
+    pil = torch.from_numpy(np.asarray(Image.open(buf), dtype=np.float32) / 255).permute(2, 0, 1)
+    ours = jpeg(x[None], torch.tensor([70]))[0]
+    err_pil, err_ours = (pil - x).pow(2).mean().item(), (ours - x).pow(2).mean().item()
+    assert err_ours > 1e-5 and 0.5 < err_ours / err_pil < 2.0, (err_ours, err_pil)   # as lossy as Pillow
+    assert 10 * np.log10(1 / (ours - pil).pow(2).mean().item()) > 35                 # and nearly the same image
+
+
+def _photo_folder(tmp_path, n=3):
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(n):
+        arr = (_photos(1, 90, 120, seed=i)[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        Image.fromarray(arr).save(root / f"{i}.png")
+    return root
+
+
+def test_clean_crops_are_the_numpy_datasets_crops(tmp_path):
+    root = _photo_folder(tmp_path)
+    crops = CleanCrops([root], crop=32, seed=2, length=10)
+    full = SyntheticWeatherDataset([root], crop=32, seed=2, length=10)
+    for i in (0, 7):
+        item = crops[i]
+        assert set(item) == {"clean"} and torch.equal(item["clean"], full[i]["clean"])
+    crops.set_epoch(1)
+    assert not torch.equal(crops[0]["clean"], full[0]["clean"])
+    with pytest.raises(IndexError):
+        crops[10]
+
+
+def test_torch_weather_is_a_function_of_seed_step_and_rank():
+    x = _photos(4)
+    weather = TorchWeather(seed=3)
+    a, b = weather(x, 5), weather(x, 5)
+    assert all(torch.equal(a[k], b[k]) for k in KEYS)
+    assert not torch.equal(weather(x, 6)["weathered"], a["weathered"])
+    assert not torch.equal(weather(x, 5, rank=1)["weathered"], a["weathered"])
+    only = TorchWeather(seed=3, recipes=["snow"])(x, 5)
+    assert (only["recipe_index"] == RECIPES.index("snow")).all()
+
+
+def test_trainer_with_torch_synth_runs_and_resumes_identically(tmp_path):
+    from weather_restore.training.trainer import Trainer
+    import train_helpers
+    root = _photo_folder(tmp_path)
+    cfg = lambda: train_helpers.tiny_train_config(steps=4, synth="torch", data_roots=[str(root)])  # noqa: E731
+    straight = Trainer(cfg(), tmp_path / "a", show_progress=False)
+    assert isinstance(straight.dataset.base, CleanCrops)
+    seen = []
+    step = straight.train_step
+    straight.train_step = lambda batch: (seen.append(batch), step(batch))[1]
+    straight.fit()
+    assert set(seen[0]) == {"clean"} and seen[0]["clean"].shape == (2, 3, 32, 32)   # the loader: clean only
+    part = Trainer(cfg(), tmp_path / "b", show_progress=False)
+    part.fit(2)
+    resumed = Trainer(cfg(), tmp_path / "b", show_progress=False)
+    resumed.resume()
+    assert resumed.step == 2
+    resumed.fit()
+    a, b = straight.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a), "resumed parameters differ from the uninterrupted run"
+    with pytest.raises(ValueError, match="synth must be numpy or torch"):
+        train_helpers.tiny_train_config(synth="cuda")

@@ -1,0 +1,126 @@
+"""Rain streaks, batched: sparse random seeds per depth sublayer, FFT-convolved with tapered
+streak kernels (blur folded in), summed, added to (or screened over) the photo, plus a spray veil.
+
+The draws follow training/synth/rain.py (light rain fitted to Rain100L; heavy rain either
+Rain100H-like or a downpour), with every sample carrying SUBLAYERS sublayers (unused ones have no
+seeds), so a whole batch is one FFT. Labels use rain.py's DENSITY_SCALE / SEVERITY_SCALE.
+"""
+import dataclasses
+
+import torch
+
+from ..synth.rain import DENSITY_SCALE, SEVERITY_SCALE
+from .ops import convolve_wrap, normal, per_sample, smooth_field, streak_kernels, uniform
+
+SUBLAYERS = 4
+
+
+@dataclasses.dataclass
+class RainLayers:
+    streaks: torch.Tensor    # (N, 1, H, W) added brightness, >= 0
+    veil: torch.Tensor       # (N,) spray veil opacity, 0 = none
+    veil_light: torch.Tensor # (N,)
+    screen: torch.Tensor     # (N,) bool: screen blend instead of plain addition
+    tint: torch.Tensor       # (N, 3, 1, 1) streak colour, near grey
+
+
+def _pad(x: torch.Tensor, value=0.0) -> torch.Tensor:
+    """(N, k) -> (N, SUBLAYERS), unused sublayers filled with `value`."""
+    return torch.cat([x, x.new_full((x.shape[0], SUBLAYERS - x.shape[1]), value)], 1)
+
+
+def _light(g, n):
+    """Rain100L-like: 3 sublayers of one dominant angle, ~2 px wide, 7-50 px long."""
+    angle = normal(g, n, 0, 9).clamp(-28, 28).view(n, 1)
+    lengths = uniform(g, (n, 1), 12, 30) * torch.tensor([0.55, 1.0, 1.6], device=g.device) * uniform(g, (n, 3), 0.85, 1.15)
+    widths = uniform(g, (n, 1), 0.55, 0.85) * torch.tensor([0.9, 1.0, 1.15], device=g.device)
+    coverage = uniform(g, (n, 1), 0.09, 0.24)                      # Rain100L: 0.11-0.16 over 0.05
+    seeds = coverage / (2.4 * lengths.mean(1, keepdim=True))
+    share = (1 / lengths) / (1 / lengths).sum(1, keepdim=True)
+    amp = uniform(g, (n, 1), 0.25, 0.45).expand(n, 3)
+    p = dict(length=lengths, angle=angle + normal(g, (n, 3), 0, 2.5), width=widths,
+             taper=uniform(g, (n, 3), 0.4, 0.9), seeds=seeds * share, amp=amp,
+             spread=torch.full((n, 3), 0.75, device=g.device), blur=torch.zeros(n, 3, device=g.device))
+    return {k: _pad(v, 1.0 if k in ("length", "width") else 0.0) for k, v in p.items()}
+
+
+def _rain100h(g, n):
+    """Rain100H-like: 2-4 directions, wide, bright, dense, slightly blurred."""
+    k = torch.randint(2, 5, (n, 1), generator=g, device=g.device)
+    on = torch.arange(SUBLAYERS, device=g.device).view(1, -1) < k     # (N, 4) active sublayers
+    angle = normal(g, (n, 1), 0, 12)
+    angles = (angle + uniform(g, (n, SUBLAYERS), -1, 1) * uniform(g, (n, 1), 8, 30)).clamp(-45, 45)
+    lengths = uniform(g, (n, SUBLAYERS), 20, 60)
+    widths = uniform(g, (n, SUBLAYERS), 0.9, 2.2)
+    mean = lambda v: (v * on).sum(1, keepdim=True) / k               # noqa: E731 - over active sublayers
+    coverage = uniform(g, (n, 1), 0.25, 0.55)
+    seeds = coverage / (2.5 * mean(widths) * mean(lengths))
+    share = (on / lengths) / (on / lengths).sum(1, keepdim=True)
+    return dict(length=lengths, angle=angles, width=widths, taper=uniform(g, (n, SUBLAYERS), 0.3, 0.8),
+                seeds=seeds * share, amp=uniform(g, (n, 1), 0.35, 0.75).expand(n, SUBLAYERS),
+                spread=torch.full((n, SUBLAYERS), 0.6, device=g.device),
+                blur=uniform(g, (n, 1), 0.3, 1.0).expand(n, SUBLAYERS))
+
+
+def _downpour(g, n):
+    """A real downpour: dense long faint far streaks (3 sublayers, a little blurred) and a few wide
+    near ones."""
+    angle = normal(g, (n, 1), 0, 12).clamp(-35, 35)
+    lengths = uniform(g, (n, 1), 30, 80) * torch.tensor([0.6, 1.0, 1.4], device=g.device)
+    far_seeds = uniform(g, (n, 1), 0.35, 0.7) / (1.8 * lengths.mean(1, keepdim=True))
+    share = (1 / lengths) / (1 / lengths).sum(1, keepdim=True)
+    near_len = uniform(g, (n, 1), 60, 120)
+    cat = lambda a, b: torch.cat([a, b], 1)                         # noqa: E731 - far | near
+    return dict(length=cat(lengths, near_len),
+                angle=cat(angle + normal(g, (n, 3), 0, 2), angle + normal(g, (n, 1), 0, 3)),
+                width=cat(uniform(g, (n, 3), 0.5, 0.8), uniform(g, (n, 1), 2.0, 4.0)),
+                taper=cat(uniform(g, (n, 3), 0.5, 0.9), torch.full((n, 1), 0.8, device=g.device)),
+                seeds=cat(far_seeds * share, uniform(g, (n, 1), 0.02, 0.08) / (8 * near_len)),
+                amp=cat(uniform(g, (n, 1), 0.12, 0.3).expand(n, 3), uniform(g, (n, 1), 0.08, 0.22)),
+                spread=torch.tensor([[0.7, 0.7, 0.7, 0.5]], device=g.device).expand(n, SUBLAYERS),
+                blur=cat(uniform(g, (n, 1), 0.2, 0.6).expand(n, 3), torch.zeros(n, 1, device=g.device)))
+
+
+def make_rain(g: torch.Generator, n: int, h: int, w: int, heavy: torch.Tensor) -> RainLayers:
+    """Rain layers for N images of (H, W); heavy (N,) bool. Every kind's parameters are drawn for
+    every sample (cheap), each sample keeps its own kind's, so the draws do not depend on the mix."""
+    dev = g.device
+    light, r100h, pour = _light(g, n), _rain100h(g, n), _downpour(g, n)
+    is_pour = heavy & (uniform(g, n) >= 0.55)
+    is_100h = heavy & ~is_pour
+    pick = lambda k: torch.where(is_pour.view(-1, 1), pour[k], torch.where(is_100h.view(-1, 1), r100h[k], light[k]))  # noqa: E731
+    p = {k: pick(k) for k in light}
+    m = n * SUBLAYERS
+    amp = p["amp"].view(n, SUBLAYERS, 1, 1) * (1 - p["spread"].view(n, SUBLAYERS, 1, 1)
+                                               * uniform(g, (n, SUBLAYERS, h, w)) ** 0.6)
+    seeds = (uniform(g, (n, SUBLAYERS, h, w)) < p["seeds"].view(n, SUBLAYERS, 1, 1)) * amp
+    kernels = streak_kernels(h, w, *(p[k].reshape(m) for k in ("length", "angle", "width", "taper", "blur")))
+    streaks = convolve_wrap(seeds, kernels.view(n, SUBLAYERS, h, w)).sum(1, keepdim=True).clamp_min(0)
+    # brightness varies along and between streaks (drops catch the light unevenly)
+    streaks = streaks * (0.55 + 0.9 * smooth_field(g, n, h, w, cells=max(2, max(h, w) // 8)))
+    veil = torch.where(is_pour, uniform(g, n, 0.05, 0.22),
+                       torch.where(is_100h & (uniform(g, n) < 0.5), uniform(g, n, 0.03, 0.15), torch.zeros(n, device=dev)))
+    screen = uniform(g, n) < torch.where(is_pour, 0.5, torch.where(is_100h, 0.4, 0.3))
+    tint = 1 - uniform(g, (n, 3, 1, 1), 0, 0.06)
+    return RainLayers(streaks, veil, uniform(g, n, 0.7, 0.95), screen, tint)
+
+
+def _streaks_on(img: torch.Tensor, layer: RainLayers) -> torch.Tensor:
+    s = layer.streaks * layer.tint
+    screened = 1 - (1 - img) * (1 - s.clamp(0, 1))
+    return torch.where(per_sample(layer.screen), screened, img + s).clamp(0, 1)
+
+
+def apply_rain(img: torch.Tensor, layer: RainLayers) -> torch.Tensor:
+    """img (N, 3, H, W) in [0, 1] -> rainy images; only ever brighten where the veil is absent."""
+    v = per_sample(layer.veil)
+    return (_streaks_on(img, layer) * (1 - v) + v * per_sample(layer.veil_light)).clamp(0, 1)
+
+
+def rain_labels(layer: RainLayers, img: torch.Tensor):
+    """-> (density (N, 1, H, W) in [0, 1], severity (N,) in [0.1, 1]) of the rain as it shows on
+    `img` (a streak over a white wall adds nothing and is not labelled)."""
+    visible = (_streaks_on(img, layer) - img).mean(1, keepdim=True).clamp_min(0)
+    d = 1 - (1 - (1 - torch.exp(-visible / DENSITY_SCALE))) * (1 - per_sample(layer.veil))
+    sev = torch.sqrt(visible.mean((1, 2, 3)) / SEVERITY_SCALE) + layer.veil
+    return d.clamp(0, 1), sev.clamp(0.1, 1.0)
