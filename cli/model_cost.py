@@ -1,4 +1,5 @@
-"""`python weather.py model-cost`: parameters, GMACs/MP, CPU seconds/MP and peak memory per config.
+"""`python weather.py model-cost`: parameters, GMACs/MP, CPU seconds/MP, effective GMAC/s and peak
+memory per config (effective GMAC/s = counted MACs / wall time: how well the work fits the hardware).
 
 GMACs are counted with torch.utils.flop_counter (one multiply-add = 2 FLOPs). Timing is the median
 of several whole-image forward passes after a warm-up, each size in a fresh process so that the
@@ -17,7 +18,7 @@ LAUNCHER = Path(__file__).resolve().parents[1] / "weather.py"
 
 def add_parser(sub):
     p = sub.add_parser("model-cost", help="measure parameters, GMACs/MP, speed and memory per config")
-    p.add_argument("--configs", default="tiny,s", help="comma-separated config names or JSON paths")
+    p.add_argument("--configs", default="s,m,l", help="comma-separated config names or JSON paths")
     p.add_argument("--sizes", default="512,1024", help="square image sides to time")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
@@ -76,15 +77,17 @@ def run(args):
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"torch {torch.__version__}, CPU, {args.threads} threads, median of {args.repeats} runs\n")
     header = "| config | params | GMACs/MP | " + " | ".join(
-        f"s/MP @{s}² | peak RSS MB @{s}²" for s in sizes) + " |"
+        f"s/MP @{s}² | GMAC/s @{s}² | peak RSS MB @{s}²" for s in sizes) + " |"
     print(header)
-    print("|" + "---|" * (3 + 2 * len(sizes)))
+    print("|" + "---|" * (3 + 3 * len(sizes)))
     for name in args.configs.split(","):
         model = WeatherRestorer(load_config(name)).eval()
         params = sum(p.numel() for p in model.parameters())
-        row = [name, f"{params / 1e6:.3f} M", f"{_gmacs_per_mp(model):.1f}"]
+        gmacs = _gmacs_per_mp(model)
+        row = [name, f"{params / 1e6:.3f} M", f"{gmacs:.1f}"]
         for side in sizes:
             seconds, _, peak = measure(name, side, args.threads, args.repeats)
-            row += [f"{seconds / (side * side / 1e6):.2f}", f"{peak:.0f}"]
+            s_per_mp = seconds / (side * side / 1e6)
+            row += [f"{s_per_mp:.2f}", f"{gmacs / s_per_mp:.1f}", f"{peak:.0f}"]
         print("| " + " | ".join(row) + " |", flush=True)
     return 0

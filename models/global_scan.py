@@ -72,7 +72,7 @@ class GlobalScan(nn.Module):
             A_seq = torch.cat([A[i].expand(rows, -1) for i in pair])                   # (2R, heads)
             out = selective_scan(rearrange(seq_u, "r l (n p) -> r l n p", n=self.heads), dt, A_seq, B, C,
                                  self.chunk)
-            out = rearrange(out, "r l n p -> r l (n p)")
-            for d, part in zip(dirs, out.chunk(2)):
-                y = y + from_sequences(part, d, b, h, w)
+            forward, backward = rearrange(out, "r l n p -> r l (n p)").chunk(2)
+            # both directions summed in sequence order, then one rearrangement back to the map
+            y = y + from_sequences(forward + backward.flip(1), dirs[0], b, h, w)
         return self.out_proj(y * F.silu(z))
