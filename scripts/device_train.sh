@@ -51,6 +51,13 @@ if [ -n "$FINAL" ] && alive; then
   kill -TERM "$(cat "$PIDFILE")"
   while alive; do sleep 1; done
 fi
-mkdir -p "$OUT" && cp "$RUN"/last.pt "$RUN"/curve.jsonl "$RUN"/train.log "$OUT"/
+mkdir -p "$OUT" && cp "$RUN"/curve.jsonl "$RUN"/train.log "$OUT"/
+# what comes back from a call is capped at 16 MiB a file: a larger checkpoint (m: model + EMA + Adam,
+# ~50 MB) comes back as its EMA weights, which the next stage starts from (its init_weights)
+if [ "$(stat -c %s "$RUN/last.pt")" -le $(( 15 * 1024 * 1024 )) ]; then
+  cp "$RUN"/last.pt "$OUT"/
+else
+  $PY weather.py export --checkpoint "$RUN/last.pt" --out "$OUT/ema.safetensors" --id "device-run" >/dev/null
+fi
 grep -h "eval at\|step [0-9]*/" "$RUN/train.log" | tail -4
 alive && echo "still training" || { echo "not running"; tail -3 "$RUN/stdout.log"; }

@@ -1,0 +1,33 @@
+"""The v4 training configs: the CPU recipe (m) and the one-command GPU stage (m_gpu) resolve to what
+their files promise, and the m network trains a step with the torch synthesizer on CPU."""
+import numpy as np
+import torch
+from PIL import Image
+
+from weather_restore.training.train_config import load_train_config
+from weather_restore.training.trainer import Trainer
+
+import train_helpers
+
+
+def test_m_and_m_gpu_resolve():
+    m, gpu = load_train_config("m"), load_train_config("m_gpu")
+    assert (m.model, m.synth, m.batch, m.crop) == ("m", "numpy", 8, 128)
+    assert (gpu.model, gpu.synth, gpu.amp) == ("m", "torch", "auto")      # bf16 autocast where CUDA has it
+    assert gpu.init_weights == "weights/weather_m_v4.safetensors"         # continues the shipped v4
+    assert gpu.loss == m.loss and gpu.loss["gt_signal_prob"] == 0.25        # the same losses as the CPU stage
+    assert all(r.startswith(".devdata/") for r in gpu.data_roots)         # the photos carried to the device
+
+
+def test_m_network_trains_with_the_torch_synthesizer_on_cpu(tmp_path):
+    root = tmp_path / "photos"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (96, 120, 3), dtype=np.uint8)).save(root / f"{i}.png")
+    cfg = train_helpers.tiny_train_config(model="m", synth="torch", crop=64, steps=2, data_roots=[str(root)])
+    tr = Trainer(cfg, tmp_path / "run", show_progress=False)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.fit()
+    moved = [k for k, v in tr.model.state_dict().items() if not torch.equal(v, before[k])]
+    assert tr.step == 2 and any(k.startswith("body.3.") for k in moved) and any(k.startswith("decoder.2.") for k in moved)
