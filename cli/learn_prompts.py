@@ -1,6 +1,6 @@
 """`python weather.py learn-prompts`: learn the CLIP density and quality prompts (CoOp, CLIP frozen).
 
-    python weather.py learn-prompts --clip openclip-vit-b-32-openai --data photos/ --out prompts.safetensors
+    python weather.py learn-prompts --clip openclip-vit-b-32-openai --data photos/ --out prompts.safetensors [--download]
     python weather.py learn-prompts --clip ViT-B-32.safetensors --clip-dir ComfyUI/models/clip ...
 
 Weather is synthesized on the clean photos in --data (training/synth); the file written is read by
@@ -31,7 +31,9 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto", help="auto (cuda, mps, cpu), cpu, cuda, cuda:1, ...")
     p.add_argument("--workers", type=int, default=0, help="data-loading worker processes")
-    p.add_argument("--offline", action="store_true", help="never download the CLIP file")
+    p.add_argument("--download", action="store_true",
+                   help="download the CLIP file (about 605 MB) from the Hugging Face hub when it is not on disk; "
+                        "without it a missing file is an error that says where to put it")
     p.set_defaults(run=run)
 
 
@@ -75,7 +77,7 @@ def run(args) -> int:
     from ..models.device import pick_device
     device = pick_device(args.device)
     try:
-        bundle = load_clip(args.clip, device=device, search_dirs=args.clip_dir, allow_download=not args.offline)
+        bundle = load_clip(args.clip, device=device, search_dirs=args.clip_dir, allow_download=args.download)
     except (ClipUnavailableError, WeightsError) as e:
         raise SystemExit(f"learn-prompts: {e}") from e
     dataset = make_dataset(args.data, args.crop, args.seed)

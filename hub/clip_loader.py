@@ -4,8 +4,9 @@ Lookup order for a manifest id:
   1. `<dir>/<file_name>` in each search dir (ComfyUI's models/clip folders, passed in by the nodes)
   2. the Hugging Face hub cache ($HF_HUB_CACHE, $HF_HOME/hub or ~/.cache/huggingface/hub), read
      from disk without network: models--<org>--<name>/snapshots/<revision>/<file>
-  3. a download through huggingface_hub, only when allowed and the machine is online
-     (HF_HUB_OFFLINE unset); never at import time
+  3. a download through huggingface_hub (about 605 MB for ViT-B/32), only when the caller asks for
+     it (`allow_download=True`: Load Weather Model's download_clip, learn-prompts' --download) and
+     the machine is online (HF_HUB_OFFLINE unset); never by default, never at import time
 A path (or a file name inside a search dir) is accepted too; it is matched to its manifest entry
 by file name or sha256. Every file is verified (bytes, sha256) before loading, built strictly, and
 cached by (file, device, dtype). Learned prompts (kind "clip_prompts", field "clip" = the CLIP's
@@ -146,7 +147,7 @@ def _download(entry: dict, search_dirs: Sequence) -> Path:
             f"{_where_to_put(entry, search_dirs)}") from e
 
 
-def locate(entry: dict, search_dirs: Sequence = (), allow_download: bool = True) -> Path:
+def locate(entry: dict, search_dirs: Sequence = (), allow_download: bool = False) -> Path:
     """The file of a CLIP manifest entry, by the lookup order above, or ClipUnavailableError."""
     looked = []
     for d in search_dirs:
@@ -162,14 +163,16 @@ def locate(entry: dict, search_dirs: Sequence = (), allow_download: bool = True)
             return f
         if allow_download and not _offline():
             return _download(entry, search_dirs)
-    why = "offline: HF_HUB_OFFLINE is set" if _offline() else "downloads are off" if hub else "no hub source"
+    why = ("offline: HF_HUB_OFFLINE is set" if _offline() else
+           "downloads are off unless asked for: switch download_clip on in Load Weather Model, or pass --download"
+           if hub else "no hub source")
     raise ClipUnavailableError(
         f"CLIP '{entry['id']}' needs the file {entry['file_name']}, which is not on this machine and "
         f"cannot be downloaded ({why}). To fix: {_where_to_put(entry, search_dirs)}. "
         f"Looked in: {'; '.join(looked)}")
 
 
-def resolve(choice_or_path, search_dirs: Sequence = (), allow_download: bool = True, manifest=None):
+def resolve(choice_or_path, search_dirs: Sequence = (), allow_download: bool = False, manifest=None):
     """-> (entry, path). A manifest id, a path, or a file name inside a search dir."""
     es = clip_entries(manifest)
     by_id = {e["id"]: e for e in es}
@@ -259,7 +262,7 @@ def find_learned_prompts(entry_id: str, search_dirs: Sequence = (), manifest=Non
 
 
 def load_clip(choice_or_path, device="cpu", dtype: torch.dtype = torch.float32, search_dirs: Sequence = (),
-              allow_download: bool = True, manifest=None) -> ClipBundle:
+              allow_download: bool = False, manifest=None) -> ClipBundle:
     """Build (once per file, device and dtype) the CLIP named by a manifest id or a file."""
     search_dirs = [Path(d) for d in search_dirs]
     entry, path = resolve(choice_or_path, search_dirs, allow_download, manifest)

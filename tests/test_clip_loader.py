@@ -105,8 +105,8 @@ def test_download_refused_when_switched_off(tmp_path, tiny_file, monkeypatch):
     path, _ = tiny_file
     monkeypatch.delenv("HF_HUB_OFFLINE")
     m = _manifest(tmp_path, [_entry(path)])
-    with pytest.raises(CL.ClipUnavailableError, match="downloads are off"):
-        CL.load_clip("tiny-clip", allow_download=False, manifest=m)
+    with pytest.raises(CL.ClipUnavailableError, match="downloads are off unless asked for: switch download_clip on"):
+        CL.load_clip("tiny-clip", manifest=m)                         # the default: never download unasked
 
 
 def test_wrong_sha256_is_refused(tmp_path, tiny_file):
@@ -206,15 +206,16 @@ def test_download_goes_through_huggingface_hub_and_is_verified(tmp_path, tiny_fi
 
     monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(hf_hub_download=fake_download))
     hub = {"repo": "example/tiny-clip", "revision": "abc", "file": "open_clip_model.safetensors"}
-    b = CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path, hub=hub)]))
+    b = CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path, hub=hub)]), allow_download=True)
     assert calls == [("example/tiny-clip", "open_clip_model.safetensors", "abc")]
     assert b.path == tmp_path / "downloaded" / "open_clip_model.safetensors"
     broken = dict(hub, repo="example/broken")
     with pytest.raises(CL.ClipUnavailableError, match=r"could not be downloaded \(OSError.*tiny_clip\.safetensors"):
-        CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path, hub=broken)]))
+        CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path, hub=broken)]), allow_download=True)
     CL.clear_clip_cache()
     with pytest.raises(WeightsError, match="sha256"):                     # a downloaded file is verified too
-        CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path, hub=hub, sha256="1" * 64)]))
+        CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path, hub=hub, sha256="1" * 64)]),
+                     allow_download=True)
 
 
 def test_missing_huggingface_hub_says_how_to_install(tmp_path, tiny_file, monkeypatch):
@@ -223,4 +224,4 @@ def test_missing_huggingface_hub_says_how_to_install(tmp_path, tiny_file, monkey
     monkeypatch.delenv("HF_HUB_OFFLINE")
     monkeypatch.setitem(sys.modules, "huggingface_hub", None)            # import fails
     with pytest.raises(CL.ClipUnavailableError, match="pip install huggingface_hub.*tiny_clip.safetensors"):
-        CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path)]))
+        CL.load_clip("tiny-clip", manifest=_manifest(tmp_path, [_entry(path)]), allow_download=True)

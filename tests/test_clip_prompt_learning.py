@@ -114,7 +114,7 @@ def test_learn_prompts_command_end_to_end(tmp_path, monkeypatch, capsys):
     out = tmp_path / "prompts.safetensors"
     args = build_parser().parse_args(["learn-prompts", "--clip", "tiny-clip", "--clip-dir", str(weights.parent),
                                       "--data", str(tmp_path), "--out", str(out), "--steps", "3",
-                                      "--batch-size", "2", "--n-ctx", "2", "--device", "cpu", "--offline"])
+                                      "--batch-size", "2", "--n-ctx", "2", "--device", "cpu"])
     try:
         assert args.run(args) == 0
     finally:

@@ -71,3 +71,23 @@ def test_clip_prior_learned_with_a_manual_override(comfy):
                                                            rain_streaks=-1.0, raindrops=-1.0, snow=-1.0).values
     assert prior.values.shape == (1, 4) and prior.values[0, 3] == 1.0
     assert prior.source == "learned+manual" and "haze 1.00" in summary
+
+
+def test_a_manifest_clip_is_never_downloaded_unasked(comfy, monkeypatch):
+    import sys
+    import types
+    from weather_restore.hub import clip_loader
+    calls = []
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(comfy.nodes.paths.clip_dirs()[0]))          # an empty hub cache
+    monkeypatch.setitem(sys.modules, "huggingface_hub", types.SimpleNamespace(
+        hf_hub_download=lambda **kw: calls.append(kw) or (_ for _ in ()).throw(OSError("no network here"))))
+    entry = clip_loader.clip_entries()[0]
+    with pytest.raises(RuntimeError) as err:
+        comfy.nodes.LoadWeatherModel.execute(DEFAULT_CHOICE, entry["id"], "auto")     # download_clip off
+    msg = str(err.value)
+    assert not calls
+    assert entry["file_name"] in msg and "models/clip" in msg and "download_clip on" in msg and "huggingface.co" in msg
+    with pytest.raises(RuntimeError, match="could not be downloaded"):
+        comfy.nodes.LoadWeatherModel.execute(DEFAULT_CHOICE, entry["id"], "auto", download_clip=True)
+    assert len(calls) == 1                                                             # asked: it tries
