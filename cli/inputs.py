@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
-from .image_io import IMAGE_SUFFIXES
+from ..imagefiles.image_io import IMAGE_SUFFIXES
 
 
 def _is_image_name(p: Path) -> bool:

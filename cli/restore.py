@@ -27,7 +27,7 @@ from ..pipeline.layout import InputError
 from ..pipeline.memory import MIN_TILE
 from ..pipeline.restore import restore_batch, check_restore_args
 from ..pipeline.signals import learned_prior_density
-from .image_io import ImageData, output_format, read_image, write_gray8, write_image, write_text
+from ..imagefiles.image_io import ImageData, output_format, read_image, write_gray8, write_image, write_text
 from .inputs import OutputExists, OutputPlanner, collect_inputs
 from .model_loading import add_model_arguments, apply_threads, describe, load_model
 

@@ -19,7 +19,7 @@ class DensityMap(io.ComfyNode):
                         "'density', edit it, or paint your own.",
             inputs=[model_input(), image_input(), source_input("density map"),
                     io.Combo.Input("heatmap_scale", options=list(HEATMAP_SCALES), default=HEATMAP_SCALES[0],
-                                   tooltip="normalised: each image's densest pixel is yellow (readable even when "
+                                   tooltip="normalised: the densest 1 % of each image is yellow (readable even when "
                                            "the density stays low); absolute: yellow = density 1. The MASK "
                                            "output is never scaled.")],
             outputs=[io.Mask.Output(display_name="density", tooltip="Density (B, H, W) in [0, 1] at the image's size."),

@@ -14,7 +14,7 @@ _launcher.load_pack()
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
-# test helper modules (train_helpers, comfy_api_format, make_example_workflows) import by name
+# test helper modules (train_helpers, comfy_api_format, fake_comfy) import by name
 sys.path.insert(0, str(Path(__file__).parent))
 
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest and steady on a shared 2-core machine

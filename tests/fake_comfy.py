@@ -19,13 +19,16 @@ import torch
 
 
 class _Socket:
-    @staticmethod
-    def Input(name, *args, **kw):
-        return SimpleNamespace(name=name, args=args, **kw)
+    @classmethod
+    def Input(cls, name, *args, **kw):
+        return SimpleNamespace(kind=cls.__name__, name=name, args=args, **kw)
 
-    @staticmethod
-    def Output(*args, **kw):
-        return SimpleNamespace(args=args, **kw)
+    @classmethod
+    def Output(cls, *args, **kw):
+        return SimpleNamespace(kind=cls.__name__, args=args, **kw)
+
+
+WIDGET_KINDS = ("Combo", "Int", "Float", "Boolean", "String")
 
 
 class NodeOutput:
@@ -42,8 +45,8 @@ def fake_comfy(root: Path):
     state = SimpleNamespace(progress=[], interrupt=False, loaded=[], nodes=None)
     io = types.SimpleNamespace(
         ComfyNode=type("ComfyNode", (), {}), Schema=lambda **kw: SimpleNamespace(**kw), NodeOutput=NodeOutput,
-        Combo=_Socket, Int=_Socket, Float=_Socket, Image=_Socket, Mask=_Socket, String=_Socket, Input=object,
-        Custom=lambda name: type(name, (_Socket,), {}))
+        Input=object, Custom=lambda name: type(name, (_Socket,), {}),
+        **{k: type(k, (_Socket,), {}) for k in ("Combo", "Int", "Float", "Boolean", "String", "Image", "Mask")})
     ui = types.SimpleNamespace(PreviewText=lambda text: {"text": (text,)})
     latest = types.ModuleType("comfy_api.latest")
     latest.io, latest.ui, latest.ComfyExtension = io, ui, type("ComfyExtension", (), {})

@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image, ImageOps
 
-from weather_restore.cli.image_io import (ImageReadError, _orient, output_format, read_image, write_gray8,
+from weather_restore.imagefiles.image_io import (ImageReadError, _orient, output_format, read_image, write_gray8,
                                           write_image)
-from weather_restore.cli.png16 import PngError, png_header, read_png16, write_png16
+from weather_restore.imagefiles.png16 import PngError, png_header, read_png16, write_png16
 
 RNG = np.random.default_rng(0)
 

@@ -56,6 +56,8 @@ def test_density_map_shows_what_restore_uses_and_a_readable_heatmap(comfy):
     peak = mask[0].flatten().argmax()
     if mask.max() >= 0.05:                                          # normalised: the peak is drawn yellow
         assert heat[0].reshape(-1, 3)[peak].tolist() == pytest.approx([252 / 255, 1.0, 164 / 255], abs=1e-5)
+    absolute = comfy.nodes.DensityMap.execute(comfy.model, x, "learned", "absolute").values[1]
+    assert heat.mean() > absolute.mean()                            # the faint map is drawn brighter
 
 
 def test_quality_perceiver_puts_score_and_tier_on_the_node(comfy):

@@ -119,16 +119,17 @@ def test_command_line_precision_is_the_nodes_choice():
 
 
 def test_normalised_heatmap_spans_the_colours_of_a_faint_map():
-    d = torch.zeros(2, 1, 4, 4)
-    d[0, 0, 0, 0] = 0.27                                        # the peak of a real map on the sample
-    d[0, 0, 1, 1] = 0.135
-    d[1, 0, 0, 0] = 0.01                                        # a clear image: below the floor
+    d = torch.zeros(2, 1, 100, 100)
+    d[0, 0] = torch.linspace(0, 0.27, 10000).view(100, 100)    # 0.27: the peak of a real map on the sample
+    d[1, 0, 0, 0] = 0.01                                       # a clear image: below the floor
     absolute, normalised = heatmap(d, "absolute"), heatmap(d, "normalised")
-    yellow = torch.tensor([252 / 255, 1.0, 164 / 255])
-    assert torch.allclose(normalised[0, :, 0, 0], yellow, atol=1e-6)           # the peak is yellow
-    assert torch.allclose(normalised[0, :, 1, 1], heatmap(torch.full((1, 1, 1, 1), 0.5))[0, :, 0, 0], atol=1e-6)
-    assert absolute[0, :, 0, 0].sum() < 1.5                    # absolute: 0.27 stays dark purple
-    assert torch.allclose(normalised[1, :, 0, 0], heatmap(torch.full((1, 1, 1, 1), 0.2))[0, :, 0, 0], atol=1e-6)
+    q99 = torch.quantile(d[0].flatten(), 0.99).item()
+    colour = lambda v: heatmap(torch.full((1, 1, 1, 1), v))[0, :, 0, 0]
+    assert torch.allclose(normalised[0, :, 99, 99], colour(1.0), atol=1e-6)   # the densest 1 % is yellow
+    row, col = divmod(int(q99 / 2 / 0.27 * 9999), 100)
+    assert torch.allclose(normalised[0, :, row, col], colour(0.5), atol=0.02)  # half the 99th percentile: mid-colour
+    assert absolute[0, :, 99, 99].sum() < 1.5                  # absolute: 0.27 stays dark purple
+    assert torch.allclose(normalised[1, :, 0, 0], colour(0.2), atol=1e-6)     # 0.01 / floor 0.05
     with pytest.raises(InputError, match="heatmap_scale must be one of"):
         heatmap(d, "log")
 

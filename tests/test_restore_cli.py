@@ -11,7 +11,7 @@ from PIL import Image
 
 from weather_restore.cli import bench, model_loading, restore
 from weather_restore.cli.inputs import OutputPlanner, collect_inputs
-from weather_restore.cli.png16 import png_header, read_png16, write_png16
+from weather_restore.imagefiles.png16 import png_header, read_png16, write_png16
 from weather_restore.models import WEATHER_TYPES, WeatherRestorer
 from weather_restore.models.restorer import Signals
 from weather_restore.models.tiling import global_signals, restore_image
