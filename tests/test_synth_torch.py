@@ -200,3 +200,22 @@ def test_trainer_with_torch_synth_runs_and_resumes_identically(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed parameters differ from the uninterrupted run"
     with pytest.raises(ValueError, match="synth must be numpy or torch"):
         train_helpers.tiny_train_config(synth="cuda")
+
+
+def test_downpour_is_one_direction_of_streaks_under_a_patchy_veil():
+    from weather_restore.training.synth_torch.rain import apply_rain, make_rain, rain_labels
+    img = torch.full((4, 3, 96, 96), 0.3)
+    g = torch.Generator().manual_seed(0)
+    yes = torch.ones(4, dtype=torch.bool)
+    layer = make_rain(g, 4, 96, 96, heavy=yes, downpour=yes)
+    veil = layer.veil.flatten(1)
+    assert (veil.std(1) > 0.01).all() and (veil.amax(1) <= 0.45).all()          # patches of spray
+    streaks = layer.streaks[:, 0]
+    gx = (streaks[..., 1:] - streaks[..., :-1]).abs().mean((1, 2))
+    gy = (streaks[..., 1:, :] - streaks[..., :-1, :]).abs().mean((1, 2))
+    assert (gx > 1.5 * gy).all(), (gx, gy)                                      # long near-vertical lines
+    density, severity = rain_labels(layer, img)
+    out = apply_rain(img, layer)
+    assert (density >= layer.veil - 1e-6).all() and (severity >= 0.1).all()
+    bright = (out - img).mean(1)
+    assert bright[density[:, 0] > 0.6].mean() > bright[density[:, 0] < 0.3].mean() + 0.03

@@ -1,24 +1,29 @@
 """Rain streaks, batched: sparse random seeds per depth sublayer, FFT-convolved with tapered
 streak kernels (blur folded in), summed, added to (or screened over) the photo, plus a spray veil.
 
-The draws follow training/synth/rain.py (light rain fitted to Rain100L; heavy rain either
-Rain100H-like or a downpour), with every sample carrying SUBLAYERS sublayers (unused ones have no
-seeds), so a whole batch is one FFT. Labels use rain.py's DENSITY_SCALE / SEVERITY_SCALE.
+Light rain (fitted to Rain100L) and Rain100H-like heavy rain draw as training/synth/rain.py does.
+The downpour (the other heavy kind) is closer to the real rainy photos than rain.py's: four depth
+sublayers along one direction, widths, lengths, brightness and defocus growing with nearness,
+splashes or bokeh discs, gusts (a patchy seed rate) and a patchy spray veil; its mean brightness and
+coverage stay those of rain.py's downpour (tests/test_synth_torch.py compares the recipes). Every
+sample carries SUBLAYERS sublayers (unused ones have no seeds), so a whole batch is one FFT. Labels
+use rain.py's DENSITY_SCALE / SEVERITY_SCALE.
 """
 import dataclasses
+import math
 
 import torch
 
 from ..synth.rain import DENSITY_SCALE, SEVERITY_SCALE
 from .ops import convolve_wrap, normal, per_sample, smooth_field, streak_kernels, uniform
 
-SUBLAYERS = 4
+SUBLAYERS = 5
 
 
 @dataclasses.dataclass
 class RainLayers:
     streaks: torch.Tensor    # (N, 1, H, W) added brightness, >= 0
-    veil: torch.Tensor       # (N,) spray veil opacity, 0 = none
+    veil: torch.Tensor       # (N, 1, H, W) spray veil opacity, 0 = none (patchy in a downpour)
     veil_light: torch.Tensor # (N,)
     screen: torch.Tensor     # (N,) bool: screen blend instead of plain addition
     tint: torch.Tensor       # (N, 3, 1, 1) streak colour, near grey
@@ -63,43 +68,61 @@ def _rain100h(g, n):
 
 
 def _downpour(g, n):
-    """A real downpour: dense long faint far streaks (3 sublayers, a little blurred) and a few wide
-    near ones."""
+    """A real downpour, as the photos of train/real_rain show it: four depth sublayers along one
+    direction (far: dense, thin, short, faint, softened by the air; near: few, wide, long, defocused),
+    plus splashes (small bright specks) or bokeh (large faint out-of-focus discs)."""
+    dev = g.device
+    depth = torch.tensor([0.15, 0.3, 0.55, 1.0], device=dev)                 # 1 = nearest
     angle = normal(g, (n, 1), 0, 12).clamp(-35, 35)
-    lengths = uniform(g, (n, 1), 30, 80) * torch.tensor([0.6, 1.0, 1.4], device=g.device)
-    far_seeds = uniform(g, (n, 1), 0.35, 0.7) / (1.8 * lengths.mean(1, keepdim=True))
-    share = (1 / lengths) / (1 / lengths).sum(1, keepdim=True)
-    near_len = uniform(g, (n, 1), 60, 120)
-    cat = lambda a, b: torch.cat([a, b], 1)                         # noqa: E731 - far | near
-    return dict(length=cat(lengths, near_len),
-                angle=cat(angle + normal(g, (n, 3), 0, 2), angle + normal(g, (n, 1), 0, 3)),
-                width=cat(uniform(g, (n, 3), 0.5, 0.8), uniform(g, (n, 1), 2.0, 4.0)),
-                taper=cat(uniform(g, (n, 3), 0.5, 0.9), torch.full((n, 1), 0.8, device=g.device)),
-                seeds=cat(far_seeds * share, uniform(g, (n, 1), 0.02, 0.08) / (8 * near_len)),
-                amp=cat(uniform(g, (n, 1), 0.12, 0.3).expand(n, 3), uniform(g, (n, 1), 0.08, 0.22)),
-                spread=torch.tensor([[0.7, 0.7, 0.7, 0.5]], device=g.device).expand(n, SUBLAYERS),
-                blur=cat(uniform(g, (n, 1), 0.2, 0.6).expand(n, 3), torch.zeros(n, 1, device=g.device)))
+    lengths = uniform(g, (n, 1), 18, 50) * (0.5 + 0.9 * depth) * uniform(g, (n, 4), 0.85, 1.15)
+    widths = 0.45 + depth ** 1.5 * uniform(g, (n, 1), 1.2, 2.8)
+    blur = torch.cat([uniform(g, (n, 1), 0.1, 0.4), uniform(g, (n, 1), 0.1, 0.3), uniform(g, (n, 1), 0.0, 0.3),
+                      uniform(g, (n, 1), 0.6, 2.0)], 1)
+    amp = torch.cat([uniform(g, (n, 2), 0.1, 0.25), uniform(g, (n, 1), 0.15, 0.3), uniform(g, (n, 1), 0.1, 0.25)], 1)
+    coverage = uniform(g, (n, 1), 0.35, 0.8) * torch.tensor([0.4, 0.3, 0.2, 0.1], device=dev)
+    seeds = coverage / (2.4 * torch.sqrt(widths ** 2 + blur ** 2) * lengths)
+    splash = uniform(g, (n, 1)) < 0.5                                         # else bokeh
+    extra = dict(length=torch.where(splash, uniform(g, (n, 1), 2, 4), torch.zeros(n, 1, device=dev)),
+                 angle=uniform(g, (n, 1), -60, 60),
+                 width=torch.where(splash, uniform(g, (n, 1), 0.6, 0.9), uniform(g, (n, 1), 3, 7)),
+                 taper=torch.ones(n, 1, device=dev), blur=torch.zeros(n, 1, device=dev),
+                 amp=torch.where(splash, uniform(g, (n, 1), 0.25, 0.5), uniform(g, (n, 1), 0.04, 0.12)))
+    extra["seeds"] = torch.where(splash, uniform(g, (n, 1), 0.005, 0.02) / (2.4 * extra["width"] * (extra["length"] + 1)),
+                                 uniform(g, (n, 1), 0.02, 0.08) / (4 * math.pi * extra["width"] ** 2))
+    cat = lambda a, k: torch.cat([a, extra[k]], 1)                         # noqa: E731 - streaks | extra
+    return dict(length=cat(lengths, "length"), angle=cat(angle + normal(g, (n, 4), 0, 2), "angle"),
+                width=cat(widths, "width"), taper=cat(uniform(g, (n, 4), 0.5, 0.9), "taper"),
+                seeds=cat(seeds, "seeds"), amp=cat(amp, "amp"),
+                spread=torch.tensor([[0.9, 0.9, 0.7, 0.5, 0.5]], device=dev).expand(n, SUBLAYERS),
+                blur=cat(blur, "blur"))
 
 
-def make_rain(g: torch.Generator, n: int, h: int, w: int, heavy: torch.Tensor) -> RainLayers:
-    """Rain layers for N images of (H, W); heavy (N,) bool. Every kind's parameters are drawn for
-    every sample (cheap), each sample keeps its own kind's, so the draws do not depend on the mix."""
+def make_rain(g: torch.Generator, n: int, h: int, w: int, heavy: torch.Tensor, downpour=None) -> RainLayers:
+    """Rain layers for N images of (H, W); heavy (N,) bool: Rain100H-like (55 %) or a downpour;
+    `downpour` (N,) bool, if given, decides that instead (contact sheets). Every kind's parameters
+    are drawn for every sample (cheap), each keeps its own kind's: the draws do not depend on the mix."""
     dev = g.device
     light, r100h, pour = _light(g, n), _rain100h(g, n), _downpour(g, n)
     is_pour = heavy & (uniform(g, n) >= 0.55)
+    if downpour is not None:
+        is_pour = heavy & downpour
     is_100h = heavy & ~is_pour
     pick = lambda k: torch.where(is_pour.view(-1, 1), pour[k], torch.where(is_100h.view(-1, 1), r100h[k], light[k]))  # noqa: E731
     p = {k: pick(k) for k in light}
     m = n * SUBLAYERS
     amp = p["amp"].view(n, SUBLAYERS, 1, 1) * (1 - p["spread"].view(n, SUBLAYERS, 1, 1)
                                                * uniform(g, (n, SUBLAYERS, h, w)) ** 0.6)
-    seeds = (uniform(g, (n, SUBLAYERS, h, w)) < p["seeds"].view(n, SUBLAYERS, 1, 1)) * amp
+    # a downpour falls in gusts: its seed rate follows a smooth field (mean about 1), other rain is even
+    gust = torch.where(per_sample(is_pour), 0.4 + 1.2 * smooth_field(g, n, h, w, cells=4), torch.ones((), device=dev))
+    seeds = (uniform(g, (n, SUBLAYERS, h, w)) < p["seeds"].view(n, SUBLAYERS, 1, 1) * gust) * amp
     kernels = streak_kernels(h, w, *(p[k].reshape(m) for k in ("length", "angle", "width", "taper", "blur")))
     streaks = convolve_wrap(seeds, kernels.view(n, SUBLAYERS, h, w)).sum(1, keepdim=True).clamp_min(0)
     # brightness varies along and between streaks (drops catch the light unevenly)
     streaks = streaks * (0.55 + 0.9 * smooth_field(g, n, h, w, cells=max(2, max(h, w) // 8)))
     veil = torch.where(is_pour, uniform(g, n, 0.05, 0.22),
                        torch.where(is_100h & (uniform(g, n) < 0.5), uniform(g, n, 0.03, 0.15), torch.zeros(n, device=dev)))
+    spray = 0.55 + 0.9 * smooth_field(g, n, h, w, cells=3)                # patches of spray and mist
+    veil = (per_sample(veil) * torch.where(per_sample(is_pour), spray, torch.ones((), device=dev))).clamp(0, 0.45)
     screen = uniform(g, n) < torch.where(is_pour, 0.5, torch.where(is_100h, 0.4, 0.3))
     tint = 1 - uniform(g, (n, 3, 1, 1), 0, 0.06)
     return RainLayers(streaks, veil, uniform(g, n, 0.7, 0.95), screen, tint)
@@ -113,7 +136,7 @@ def _streaks_on(img: torch.Tensor, layer: RainLayers) -> torch.Tensor:
 
 def apply_rain(img: torch.Tensor, layer: RainLayers) -> torch.Tensor:
     """img (N, 3, H, W) in [0, 1] -> rainy images; only ever brighten where the veil is absent."""
-    v = per_sample(layer.veil)
+    v = layer.veil
     return (_streaks_on(img, layer) * (1 - v) + v * per_sample(layer.veil_light)).clamp(0, 1)
 
 
@@ -121,6 +144,6 @@ def rain_labels(layer: RainLayers, img: torch.Tensor):
     """-> (density (N, 1, H, W) in [0, 1], severity (N,) in [0.1, 1]) of the rain as it shows on
     `img` (a streak over a white wall adds nothing and is not labelled)."""
     visible = (_streaks_on(img, layer) - img).mean(1, keepdim=True).clamp_min(0)
-    d = 1 - (1 - (1 - torch.exp(-visible / DENSITY_SCALE))) * (1 - per_sample(layer.veil))
-    sev = torch.sqrt(visible.mean((1, 2, 3)) / SEVERITY_SCALE) + layer.veil
+    d = 1 - (1 - (1 - torch.exp(-visible / DENSITY_SCALE))) * (1 - layer.veil)
+    sev = torch.sqrt(visible.mean((1, 2, 3)) / SEVERITY_SCALE) + layer.veil.mean((1, 2, 3))
     return d.clamp(0, 1), sev.clamp(0.1, 1.0)
