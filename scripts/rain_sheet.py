@@ -4,7 +4,7 @@ judge it by eye, plus streak statistics measured the same way on both.
     .venv/bin/python scripts/rain_sheet.py /tmp/rain_sheet.png [recipe ...]
 
 Rows alternate: 3 real photos of ../shared/data/train/real_rain | 3 clean photos with synthetic
-rain (481 x 321, the real photos' size; recipes in turn, default rain_light, rain_heavy,
+rain (BSDS500 scenes, 481 x 321, the real photos' size; recipes in turn, default rain_light, rain_heavy,
 rain_haze). Keep the sheet out of the repository (the real photos may not be shipped).
 Statistics, per image, of the bright thin structure s = max(0, gray - 5x5 box mean):
 - fraction of pixels with s > 0.03 (streak coverage) and their mean s (streak contrast);
@@ -67,11 +67,11 @@ def main(out: str, *recipes: str) -> None:
     recipes = list(recipes) or ["rain_light", "rain_heavy", "rain_haze"]
     torch.set_num_threads(2)
     real = [_load(p) for p in find_images(DATA / "real_rain")]
-    clean = [_load(p) for p in find_images(DATA / "clean" / "urban100")[:24]]
+    clean = [_load(p) for p in find_images(DATA / "clean" / "bsds500")[::20][:24]]
     x = torch.stack(clean)
     synth = {r: synthesize_batch(x, 0, recipe=r)["weathered"] for r in recipes}
     _summary("real rain (100)", [streak_stats(im) for im in real])
-    _summary("clean urban100 (24)", [streak_stats(im) for im in clean])
+    _summary("clean bsds500 (24)", [streak_stats(im) for im in clean])
     for r, batch in synth.items():
         _summary(f"synthetic {r} (24)", [streak_stats(im) for im in batch])
     tiles = []
