@@ -313,7 +313,7 @@ def check_clip_guided_restore(comfy, prompt, entry):
     """No CLIP file offline: the workflow stops at Load Weather Model with a message that says what to do."""
     message = comfy.error(entry)
     assert "open_clip_ViT-B-32_openai.safetensors" in message and "models/clip" in message, message
-    assert "download_clip on" in message, message
+    assert "download_clip on" in message or "HF_HUB_OFFLINE is set" in message, message   # the switch, unless offline
 
 
 CHECKS = {"remove-rain-snow-and-haze-from-a-photo": check_restore_and_save,
@@ -369,7 +369,9 @@ def test_bad_inputs_fail_with_clear_errors(comfy):
 
     tiny = base_prompt(comfy, image=["5", 0])
     tiny["5"] = {"class_type": "EmptyImage", "inputs": {"width": 4, "height": 4, "batch_size": 1, "color": 0}}
-    assert re.search(r"image is 4x4 pixels .* at least \d+x\d+ .*upscale", comfy.error(comfy.run(tiny)))
+    entry = comfy.run(tiny)                                       # smaller than the stride: padded, restored
+    assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:2000]
+    assert comfy.images(entry, "4")[0].shape == (4, 4, 3)
 
     broken = base_prompt(comfy)
     broken["2"]["inputs"]["weights"] = "broken.safetensors"
