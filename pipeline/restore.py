@@ -9,7 +9,7 @@ Each item is restored on its own (one tile of one item in the network at a time)
 signals come from `pipeline.signals.learned_prior_density` on the whole image, at the fixed analysis
 size, before the first tile: a crop, a smaller tile or an out-of-memory retry restores with the
 same prior and density. Progress counts those signal calls and the tiles from the first moment;
-`should_stop` is asked before every network call.
+`should_stop` is asked before every network call and between the network's layers.
 """
 import logging
 from typing import Callable, List, Optional, Sequence, Type
@@ -22,6 +22,7 @@ from .layout import InputError
 from .masks import bounding_box, feather_mask, fit_mask
 from .memory import MIN_TILE, OOM_ERRORS, OutOfMemory, shrink_on_oom  # noqa: F401 (OutOfMemory: part of the API)
 from .signals import learned_prior_density
+from .stopping import stop_between_layers
 
 log = logging.getLogger(__name__)
 
@@ -159,6 +160,14 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
 
     progress = _Progress(on_progress, [plan(b, tile) for b in boxes])
     progress.start()
+    with stop_between_layers(model, should_stop):
+        return _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride,
+                              progress, plan, needs_signals, should_stop, oom_errors, on_oom)
+
+
+def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride, progress, plan,
+                   needs_signals, should_stop, oom_errors, on_oom) -> torch.Tensor:
+    B, _, H, W = x.shape
     out = x.clone()
     for i, box in enumerate(boxes):
         if should_stop is not None and should_stop():

@@ -18,6 +18,7 @@ from ..models.signals import QUALITY_TIERS, WEATHER_TYPES, quality_score
 from ..models.tiling import ANALYSIS_SIZE, global_signals
 from .layout import InputError
 from .memory import MIN_TILE, OOM_ERRORS, shrink_on_oom
+from .stopping import stop_between_layers
 
 SOURCES = ("auto", "clip", "learned")
 # short names for summaries: "rain 0.82, haze 0.31"
@@ -58,7 +59,8 @@ def learned_prior_density(model, x: torch.Tensor, size: int = ANALYSIS_SIZE,
     def run(t: int):
         return global_signals(model, x, size, tile=t, on_step=on_progress, should_stop=should_stop)
 
-    (p, d), _ = shrink_on_oom(run, size, min(min_tile, size), f"the {H}x{W} image's signals", oom_errors, on_oom)
+    with stop_between_layers(model, should_stop):
+        (p, d), _ = shrink_on_oom(run, size, min(min_tile, size), f"the {H}x{W} image's signals", oom_errors, on_oom)
     return p.float(), d.float()
 
 

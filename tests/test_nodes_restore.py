@@ -302,3 +302,21 @@ def test_signals_do_not_depend_on_the_tile_and_match_the_density_map(tiny_model)
     m = Recorder(tiny_model, oom_above=64)
     restore_batch(m, x, tile=128, overlap=8, min_tile=16)      # 120 px -> out of memory -> 60 px tiles
     assert m.ooms == 1 and len(m.seen) > 1 and all(torch.allclose(prior, p) for prior in m.seen)
+
+
+def test_stop_is_asked_inside_a_tile_between_layers(tiny_model):
+    """One tile of the real network is many layer calls: Cancel does not wait for the tile to end."""
+    from weather_restore.pipeline.stopping import stop_between_layers
+    asked = []
+
+    def should_stop():
+        asked.append(1)
+        return len(asked) > 5                                   # yes after a few layers of the first call
+    with pytest.raises(InterruptedError, match="inside the network"):
+        restore_batch(tiny_model, torch.rand(1, 3, 24, 24), should_stop=should_stop)
+    assert len(asked) == 6
+    n_hooks = sum(len(m._forward_pre_hooks) for m in tiny_model.modules())
+    assert n_hooks == 0                                         # removed again
+    with stop_between_layers(tiny_model, lambda: False):
+        with stop_between_layers(tiny_model, lambda: False):     # nested: registered once
+            assert sum(len(m._forward_pre_hooks) for m in tiny_model.modules()) == len(list(tiny_model.modules())) - 1
