@@ -200,6 +200,12 @@ def test_trainer_with_torch_synth_runs_and_resumes_identically(tmp_path):
     assert all(torch.equal(a[k], b[k]) for k in a), "resumed parameters differ from the uninterrupted run"
     with pytest.raises(ValueError, match="synth must be numpy or torch"):
         train_helpers.tiny_train_config(synth="cuda")
+    # the config's recipe_weights reach the device synthesizer as they reach the numpy dataset
+    snowy = Trainer(train_helpers.tiny_train_config(synth="torch", data_roots=[str(root)],
+                                                    recipe_weights={"snow": 1.0, "haze": 0.0}),
+                    tmp_path / "c", show_progress=False)
+    assert snowy.dataset.base.recipes == ("snow",)
+    assert (snowy.weather(_photos(4, 32, 32), 0)["recipe_index"] == RECIPES.index("snow")).all()
 
 
 def test_downpour_is_one_direction_of_streaks_under_a_patchy_veil():
