@@ -70,8 +70,7 @@ def streak_kernels(h: int, w: int, length, angle_deg, width, taper, blur=None) -
         wide, longer = torch.sqrt(width ** 2 + b2), torch.sqrt(fade ** 2 + b2)
         reach = lambda f: 2 * core + math.sqrt(2 * math.pi) * f          # noqa: E731 - integral along
         gain, width, fade = width / wide * reach(fade) / reach(longer), wide, longer
-    profile = torch.exp(-0.5 * ((along - core).clamp_min(0) / fade) ** 2)
-    return gain * profile * torch.exp(-0.5 * (across / width) ** 2)
+    return gain * torch.exp(-0.5 * (((along - core).clamp_min(0) / fade) ** 2 + (across / width) ** 2))
 
 
 def convolve_wrap(x: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
