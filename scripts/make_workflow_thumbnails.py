@@ -92,8 +92,8 @@ def main() -> int:
             split(x, restored), ["Guide Restore with a weather prior and a density map", summary],
             "input", "guided"),
         "clip-guided-restore-needs-a-clip-file": caption(
-            split(x, restored), ["CLIP estimates the prior and the density", "needs open_clip ViT-B/32 in models/clip"],
-            "input", "CLIP-guided"),
+            split(x, restored), ["CLIP estimates the prior and the density (needs the",
+                                 "ViT-B/32 file in models/clip; shown: the learned heads)"], "input", "restored"),
     }
     painted = caption(to_pil(in_region), ["Restore only inside a painted mask", "paint it in Load Image's MaskEditor"])
     ImageDraw.Draw(painted).rectangle((140, 120, 340, 300), outline=(255, 230, 120), width=2)
