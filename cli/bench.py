@@ -5,8 +5,8 @@
 
 Each size runs in a fresh subprocess, so its peak memory (the process's peak resident set,
 `ru_maxrss`; on CUDA also `torch.cuda.max_memory_allocated`) belongs to that size alone. An image
-of the size (4:3, random pixels) is restored exactly as `restore` does it: global signals, then
-tiles with feathered overlap. The time is the median of --repeats runs after a one-tile warm-up.
+of the size (4:3, random pixels) is restored exactly as `restore` does it (pipeline.restore_batch:
+signals at the fixed analysis size, then tiles with feathered overlap). The time is the median of --repeats runs after a one-tile warm-up.
 Prints a Markdown table with the device, threads, precision and torch version.
 """
 import argparse
@@ -25,8 +25,9 @@ import torch
 
 from ..models.config import load_config
 from ..models.restorer import WeatherRestorer
-from ..models.tiling import global_signals, plan_tiles, restore_image
+from ..models.tiling import plan_tiles
 from ..models.weights_io import WeightsError
+from ..pipeline.restore import restore_batch
 from .model_loading import WeightsChoice, add_model_arguments, apply_threads, describe, load_model, pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
@@ -91,9 +92,8 @@ def worker(args) -> dict:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def once(img):
-        prior, density = global_signals(model, img, args.tile)
-        restore_image(model, img, prior=prior, density=density, tile=args.tile, overlap=args.overlap)
+    def once(img):                          # exactly what `restore` and the Restore node run
+        restore_batch(model, img, tile=args.tile, overlap=args.overlap)
         _sync(device)
 
     once(x[..., :min(H, args.tile), :min(W, args.tile)])                # warm-up: one tile
