@@ -11,12 +11,15 @@ import train_helpers
 
 
 def test_m_and_m_gpu_resolve():
-    m, gpu = load_train_config("m"), load_train_config("m_gpu")
+    m, gpu, cont = load_train_config("m"), load_train_config("m_gpu"), load_train_config("m_cont")
     assert (m.model, m.synth, m.batch, m.crop) == ("m", "numpy", 8, 128)
     assert (gpu.model, gpu.synth, gpu.amp) == ("m", "torch", "auto")      # bf16 autocast where CUDA has it
-    assert gpu.init_weights == "weights/weather_m_v4.safetensors"         # continues the shipped v4
+    assert gpu.init_weights == cont.init_weights == "weights/weather_m_v4_preview.safetensors"   # continue v4
     assert gpu.loss == m.loss and gpu.loss["gt_signal_prob"] == 0.25        # the same losses as the CPU stage
     assert all(r.startswith(".devdata/") for r in gpu.data_roots)         # the photos carried to the device
+    assert cont.ema_warmup is False and cont.warmup == 50
+    from weather_restore.models.weights_io import load_restorer
+    assert load_restorer(gpu.init_weights).cfg.name == "m"                 # the committed v4 weights load
 
 
 def test_m_network_trains_with_the_torch_synthesizer_on_cpu(tmp_path):
