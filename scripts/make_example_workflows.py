@@ -207,14 +207,14 @@ def restore_only_inside_a_painted_mask() -> Graph:
     return g
 
 
-def guide_the_restorer_by_hand_with_a_prior_and_a_density() -> Graph:
-    g = Graph("guided_restore")
-    image, model = loader_pair(g)
-    prior = g.node(P + "ClipPrior", (g.right(model), TITLE_H))
-    density = g.node(P + "DensityMap", (prior["pos"][0], g.below(prior)))
+def prior_and_density_into_restore(g: Graph, image: dict, model: dict, prior_widgets, density_widgets,
+                                    summary_title: str, save_prefix: str) -> dict:
+    """CLIP Weather Prior and Density Map both feeding Restore, the prior's summary previewed; -> the save node."""
+    prior = g.node(P + "ClipPrior", (g.right(model), TITLE_H), prior_widgets)
+    density = g.node(P + "DensityMap", (prior["pos"][0], g.below(prior)), density_widgets)
     restore = g.node(P + "Restore", (g.right(prior), TITLE_H))
-    summary = g.node("PreviewAny", (restore["pos"][0], g.below(restore)), title="Weather summary")
-    save = g.node("SaveImage", (g.right(restore), TITLE_H), ["weather/restored_guided"])
+    summary = g.node("PreviewAny", (restore["pos"][0], g.below(restore)), title=summary_title)
+    save = g.node("SaveImage", (g.right(restore), TITLE_H), [save_prefix])
     for n in (prior, density, restore):
         g.link(model, "weather_model", n, "weather_model")
         g.link(image, "IMAGE", n, "image")
@@ -222,6 +222,13 @@ def guide_the_restorer_by_hand_with_a_prior_and_a_density() -> Graph:
     g.link(prior, "summary", summary, "source")
     g.link(density, "density", restore, "density")
     g.link(restore, "image", save, "images")
+    return save
+
+
+def guide_the_restorer_by_hand_with_a_prior_and_a_density() -> Graph:
+    g = Graph("guided_restore")
+    image, model = loader_pair(g)
+    save = prior_and_density_into_restore(g, image, model, None, None, "Weather summary", "weather/restored_guided")
     g.note((save["pos"][0], g.below(save)), "Guide the restorer by hand: **CLIP Weather Prior** says which weather "
            "the image shows (set any type from 0 to 1 to override it, -1 keeps the estimate), **Density Map** "
            "where. Both go into **Restore**; any MASK can stand in for the density.")
@@ -231,18 +238,8 @@ def guide_the_restorer_by_hand_with_a_prior_and_a_density() -> Graph:
 def clip_guided_restore_needs_a_clip_file() -> Graph:
     g = Graph("clip_guided_restore")
     image, model = loader_pair(g, ["default (bundled)", CLIP_ID, "auto", False])
-    prior = g.node(P + "ClipPrior", (g.right(model), TITLE_H), ["clip", -1.0, -1.0, -1.0, -1.0])
-    density = g.node(P + "DensityMap", (prior["pos"][0], g.below(prior)), ["clip", "normalised"])
-    restore = g.node(P + "Restore", (g.right(prior), TITLE_H))
-    summary = g.node("PreviewAny", (restore["pos"][0], g.below(restore)), title="CLIP's weather summary")
-    save = g.node("SaveImage", (g.right(restore), TITLE_H), ["weather/restored_clip"])
-    for n in (prior, density, restore):
-        g.link(model, "weather_model", n, "weather_model")
-        g.link(image, "IMAGE", n, "image")
-    g.link(prior, "prior", restore, "prior")
-    g.link(prior, "summary", summary, "source")
-    g.link(density, "density", restore, "density")
-    g.link(restore, "image", save, "images")
+    save = prior_and_density_into_restore(g, image, model, ["clip", -1.0, -1.0, -1.0, -1.0], ["clip", "normalised"],
+                                          "CLIP's weather summary", "weather/restored_clip")
     g.note((save["pos"][0], g.below(save)), "## The CLIP path\n\nHere **CLIP** (OpenAI ViT-B/32), not the "
            "restorer's own heads, estimates which weather the image shows (**CLIP Weather Prior**, source "
            "*clip*) and where (**Density Map**, source *clip*); **Restore** follows both.\n\nNo CLIP file is "

@@ -57,13 +57,9 @@ def test_stride_counts_only_window_attention_levels():
 
 def test_default_config_is_the_s_variant_and_builds():
     cfg = RestorerConfig()
-    assert dataclass_fields_equal(cfg, load_config("s"))
+    assert cfg.to_json() == load_config("s").to_json()
     out = WeatherRestorer(cfg)(torch.rand(1, 3, 32, 32))
     assert out.image.shape == (1, 3, 32, 32)
-
-
-def dataclass_fields_equal(a, b):
-    return a.to_json() == b.to_json()
 
 
 @pytest.mark.parametrize("bad,match", [
@@ -86,7 +82,6 @@ def test_channels_last_changes_layout_not_result():
     torch.manual_seed(0)
     plain = WeatherRestorer(RestorerConfig(**TINY_V4)).eval()
     fast = WeatherRestorer(RestorerConfig(**{**TINY_V4, "channels_last": True})).eval()
-    fast.load_state_dict(plain.state_dict())
     for m in plain.modules():                      # non-zero residual scales so every path counts
         if isinstance(m, GatedConvBlock):
             torch.nn.init.normal_(m.beta)

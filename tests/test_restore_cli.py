@@ -248,10 +248,15 @@ def test_missing_default_weights_say_how_to_fix_it(tmp_path, monkeypatch, caplog
     assert not (tmp_path / "a_restored.png").exists()
 
 
-def test_default_entry_is_verified_before_loading(tmp_path, weights):
+def _restorer_entry(weights, id_: str, **extra) -> dict:
+    """A manifest entry that vouches for `weights` (its real sha256 and size)."""
     from weather_restore.hub.manifest import sha256_file
-    good = {"id": "good", "kind": "restorer", "path": str(weights), "default": True,
-            "sha256": sha256_file(weights), "bytes": weights.stat().st_size}
+    return {"id": id_, "kind": "restorer", "path": str(weights), "sha256": sha256_file(weights),
+            "bytes": weights.stat().st_size, **extra}
+
+
+def test_default_entry_is_verified_before_loading(tmp_path, weights):
+    good = _restorer_entry(weights, "good", default=True)
     other = dict(good, id="other", default=False)
     m = tmp_path / "manifest.json"
     m.write_text(json.dumps({"schema": 1, "weights": [other, good]}))
@@ -265,11 +270,9 @@ def test_default_entry_is_verified_before_loading(tmp_path, weights):
 def test_a_corrupt_bundled_file_given_by_path_is_refused(tmp_path, weights):
     """--weights PATH goes through the same check as a node's user file: a manifest file name with
     another sha256 is refused, not loaded unverified."""
-    from weather_restore.hub.manifest import sha256_file
     m = tmp_path / "manifest.json"
     m.write_text(json.dumps({"schema": 1, "weights": [
-        {"id": "tiny-v1", "kind": "restorer", "path": str(weights), "file_name": "tiny.safetensors",
-         "sha256": sha256_file(weights), "bytes": weights.stat().st_size, "default": True}]}))
+        _restorer_entry(weights, "tiny-v1", file_name="tiny.safetensors", default=True)]}))
     copy = tmp_path / "copy" / "tiny.safetensors"
     copy.parent.mkdir()
     data = bytearray(weights.read_bytes())
