@@ -57,10 +57,16 @@ def check_prior_rows(prior: torch.Tensor, batch: int, name: str = "prior") -> to
 
 
 def check_finite(y: torch.Tensor, model, what: str) -> None:
-    if not torch.isfinite(y).all():
-        raise NumericalError(
-            f"the network returned NaN or infinite values for {what} (weights dtype "
-            f"{next(model.parameters()).dtype}); choose precision fp32 (Load Weather Model, or --precision fp32)")
+    """NumericalError when y has NaN / inf; the advice fits the weights' dtype (only half precision overflows)."""
+    if torch.isfinite(y).all():
+        return
+    dtype = next(model.parameters()).dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        fix = "choose precision fp32 (Load Weather Model, or --precision fp32)"
+    else:
+        fix = ("the weights are fp32, so this is not a precision problem: check that the input image has no "
+               "NaN / infinite pixels and that the weights file verifies (Load Weather Model checks its sha256)")
+    raise NumericalError(f"the network returned NaN or infinite values for {what} (weights dtype {dtype}); {fix}")
 
 
 def restore_tiled(model, x: torch.Tensor, prior=None, density=None, tile: int = 512, overlap: int = 64,

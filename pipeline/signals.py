@@ -9,6 +9,7 @@ in tiles of that size (models.tiling.global_signals). Density Map, CLIP Weather 
 previews is the map the restoration uses. CLIP provider: models.clip.ClipSignals, on whatever device
 the caller put the CLIP model.
 """
+import math
 from typing import Callable, Dict, List, Optional, Sequence, Tuple, Type
 
 import torch
@@ -108,9 +109,9 @@ def apply_overrides(p: torch.Tensor, overrides: Dict[str, Optional[float]]) -> T
     for name, value in overrides.items():
         if name not in WEATHER_TYPES:
             raise InputError(f"unknown weather type '{name}'; known: {', '.join(WEATHER_TYPES)}")
-        if value is None or value < 0:
+        if value is None or (math.isfinite(value) and value < 0):
             continue
-        if value > 1:
+        if not math.isfinite(value) or value > 1:
             raise InputError(f"manual {name} must be in [0, 1] (or -1 to keep the estimate); got {value}")
         p[:, WEATHER_TYPES.index(name)] = float(value)
         changed.append(name)
@@ -159,7 +160,7 @@ def heatmap(d: torch.Tensor, scale: str = "absolute") -> torch.Tensor:
     colours, a few bright streaks do not darken the rest, and a clear image stays dark."""
     if scale not in HEATMAP_SCALES:
         raise InputError(f"heatmap_scale must be one of {', '.join(HEATMAP_SCALES)}; got '{scale}'")
-    d = d.clamp(0, 1)
+    d = torch.nan_to_num(d.float(), nan=0.0, posinf=1.0, neginf=0.0).clamp(0, 1)   # NaN shows as clear, not a crash
     if scale == "normalised":
         step = max(1, int((d.shape[-2] * d.shape[-1] / 2 ** 20) ** 0.5))          # at most ~1 M samples per image
         sub = d[:, 0, ::step, ::step].reshape(d.shape[0], -1).float()

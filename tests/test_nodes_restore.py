@@ -214,9 +214,12 @@ def test_should_stop_is_asked_before_the_first_tile():
     assert seen == [(0, total), (1, total), (2, total)]
 
 
-def test_nan_output_says_choose_fp32():
-    with pytest.raises(NumericalError, match="choose precision fp32"):
+def test_nan_output_advice_follows_the_weights_dtype():
+    with pytest.raises(NumericalError, match="not a precision problem") as fp32:
         restore_batch(LocalModel(nan=True), torch.rand(1, 3, 16, 16))
+    assert "choose precision fp32" not in str(fp32.value)
+    with pytest.raises(NumericalError, match="choose precision fp32"):
+        restore_batch(LocalModel(nan=True).half(), torch.rand(1, 3, 16, 16).half())
 
 
 def test_real_tiny_model_matches_restore_image(tiny_model):

@@ -5,7 +5,7 @@ import torch
 
 from weather_restore.pipeline.layout import InputError
 from weather_restore.pipeline.precision import choose_dtype
-from weather_restore.pipeline.signals import (apply_overrides, clip_signal, combine_sources, heatmap,
+from weather_restore.pipeline.signals import (HEATMAP_SCALES, apply_overrides, clip_signal, combine_sources, heatmap,
                                               learned_prior_density, learned_quality, quality_report,
                                               resolve_source, summarize_prior)
 
@@ -30,6 +30,9 @@ def test_overrides_replace_columns_and_minus_one_keeps():
         apply_overrides(p, {"haze": 1.5})
     with pytest.raises(InputError, match="unknown weather type 'fog'"):
         apply_overrides(p, {"fog": 0.5})
+    for bad in (float("nan"), float("inf"), float("-inf")):                 # NaN passes both < 0 and > 1
+        with pytest.raises(InputError, match="manual snow must be in"):
+            apply_overrides(p, {"snow": bad})
 
 
 def test_summary_reads_like_the_design():
@@ -57,6 +60,15 @@ def test_heatmap_colours_and_layout():
     assert h[0, :, 0, 1].tolist() == pytest.approx([188 / 255, 55 / 255, 84 / 255])
     lum = (h[0] * torch.tensor([0.3, 0.6, 0.1]).view(3, 1, 1)).sum(0).flatten()
     assert lum[0] < lum[1] < lum[2]
+
+
+@pytest.mark.parametrize("scale", HEATMAP_SCALES)
+def test_heatmap_of_a_nan_density_is_dark_not_a_crash(scale):
+    d = torch.tensor([float("nan"), 0.0, float("inf"), 1.0]).view(1, 1, 2, 2)
+    h = heatmap(d, scale)
+    assert torch.isfinite(h).all() and h.shape == (1, 3, 2, 2)
+    assert torch.equal(h[0, :, 0, 0], h[0, :, 0, 1])                       # NaN reads as clear
+    assert torch.equal(h[0, :, 1, 0], h[0, :, 1, 1])                       # +inf reads as dense
 
 
 def test_learned_signals_of_the_tiny_model(tiny_model):
