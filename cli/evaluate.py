@@ -3,17 +3,22 @@
     python weather.py evaluate --weights FILE.safetensors --data ../shared/data/eval/rain100L
         [--out results.json] [--tile 512 --overlap 64] [--device auto] [--limit N]
     python weather.py evaluate --weights none --data ../shared/data/eval/hsts     (input row only)
+
+--out is checked before any work: it may be a new file or a JSON report of this command (replaced
+atomically), never a folder or any other file.
 """
 import argparse
 import logging
 from pathlib import Path
 
-from ..evaluation import evaluate_folder, markdown_table, write_json
+from ..evaluation import evaluate_folder, markdown_table
 from ..hub.manifest import MANIFEST_PATH, sha256_file
+from ..imagefiles.image_io import write_json
 from ..models.device import pick_device
 from ..models.weights_io import WeightsError
 from ..pipeline.precision import pick_dtype
 from ..pipeline.weights import choose_cli_weights, load_verified
+from .inputs import folder_problem, output_problem
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +49,8 @@ def add_parser(sub) -> None:
     p.add_argument("--data", type=Path, help="paired folder (input/target, hazy/gt, ...)")
     p.add_argument("--input-dir", help="degraded images (absolute, or relative to --data)")
     p.add_argument("--target-dir", help="clean images (absolute, or relative to --data)")
-    p.add_argument("--out", type=Path, help="write the full result (rows and per-image scores) as JSON here")
+    p.add_argument("--out", type=Path, help="write the full result (rows and per-image scores) as JSON here "
+                                            "(a new file, or a report of this command)")
     p.add_argument("--tile", type=int, default=512, help="tile side for large images (default 512)")
     p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring tiles (default 64)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default auto)")
@@ -62,6 +68,10 @@ def run(args) -> int:
 def _run(args) -> int:
     if args.data is None and (args.input_dir is None or args.target_dir is None):
         raise SystemExit("evaluate: give --data FOLDER, or both --input-dir and --target-dir")
+    if args.out is not None:
+        problem = output_problem(args.out) or folder_problem(args.out.parent)
+        if problem:
+            raise SystemExit(f"evaluate: --out {args.out}: {problem}; give a new file name such as results.json")
     model, name, info = None, None, {}
     if args.weights.lower() != "none":
         model, name, info = load_for_scoring(args.weights, args.device)
@@ -72,5 +82,5 @@ def _run(args) -> int:
     print(markdown_table(result))
     print(f"({result['protocol']})")
     if args.out is not None:
-        print(f"wrote {write_json(result, args.out)}")
+        print(f"wrote {write_json(args.out, result)}")
     return 0

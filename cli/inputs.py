@@ -1,7 +1,11 @@
 """Which files a batch command works on, and where its results go without ever replacing an input.
 
     collect_inputs(["a.jpg", "photos/", "shots/*.png"]) -> (files, problems)
+    folder_problem(folder) / output_problem(path)      why results cannot go there, checked up front
     OutputPlanner(out_dir, inputs, overwrite).path(src, "_restored", ".png")
+
+An existing file is replaced only when this pack wrote it (image_io.written_here: its marker) and the
+user asked for it; any other file (a photo of the user's, an older unmarked result) is never touched.
 
 Folders and globs pick image suffixes only and leave out earlier results (`*_restored.*`,
 `*_density.png`); a file named on the command line is taken whatever its name. Problems (a missing
@@ -9,10 +13,11 @@ path, a folder or pattern without images) are returned, not raised, so the rest 
 """
 import glob
 import re
+import tempfile
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
-from ..imagefiles.image_io import IMAGE_SUFFIXES
+from ..imagefiles.image_io import IMAGE_SUFFIXES, MARKER, written_here
 
 
 def _is_image_name(p: Path) -> bool:
@@ -61,15 +66,41 @@ def collect_inputs(specs: Iterable[str], recursive: bool = False,
     return files, problems
 
 
+def folder_problem(folder: Path) -> Optional[str]:
+    """Why results cannot be written into `folder` (created when missing), or None."""
+    if folder.exists() and not folder.is_dir():
+        return f"{folder} is a file, not a folder"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()              # the real test: permissions, read-only disks
+    except OSError as e:
+        return f"cannot write into {folder} ({e.strerror or e})"
+    return None
+
+
+def output_problem(path: Path) -> Optional[str]:
+    """Why the file `path` may not be (re)written: a folder there, or a file this pack did not write."""
+    if path.is_dir():
+        return f"{path} is a folder"
+    if path.exists() and not written_here(path):
+        return f"{path} already exists and was not written by {MARKER}, so it is never replaced"
+    return None
+
+
 class OutputExists(FileExistsError):
-    """An output file is already there and --overwrite-outputs was not given."""
+    """An earlier output of this pack is already there and --overwrite-outputs was not given."""
+
+
+class OutputRefused(FileExistsError):
+    """The output path holds something this pack did not write: never replaced, whatever the flags."""
 
 
 class OutputPlanner:
     """Output paths for a batch: `<out_dir or input's folder>/<stem><tail><suffix>`.
 
     A path that is one of the inputs, or was already given to another file of this batch, gets `_1`,
-    `_2`, ... appended instead; an existing file raises OutputExists unless overwrite is true.
+    `_2`, ... appended instead. An existing file raises OutputRefused unless this pack wrote it, then
+    OutputExists unless overwrite is true.
     """
 
     def __init__(self, out_dir: Optional[Path], inputs: Iterable[Path], overwrite: bool = False):
@@ -85,7 +116,13 @@ class OutputPlanner:
         while cand.resolve() in self.protected or cand.resolve() in self.claimed:
             n += 1
             cand = folder / f"{base}_{n}{suffix}"
-        if cand.exists() and not self.overwrite:
-            raise OutputExists(f"{cand} already exists; pass --overwrite-outputs to replace it, or --out DIR")
+        if cand.exists():
+            problem = output_problem(cand)
+            if problem:
+                raise OutputRefused(f"{src}: its output {problem}; choose another --out folder or --suffix "
+                                    f"(or move that file away)")
+            if not self.overwrite:
+                raise OutputExists(f"{cand} is an earlier result; pass --overwrite-outputs to replace it, "
+                                   f"or --out DIR")
         self.claimed.add(cand.resolve())
         return cand

@@ -9,10 +9,11 @@ analysis size, tiles with feathered overlap (memory is bounded by the tile, plus
 of the image itself), a smaller tile tried on out-of-memory, strength in [0, 1], an optional region
 mask, and a refusal of NaN / infinite outputs. Any mode (gray, alpha kept, 16-bit PNG), EXIF
 orientation applied. Results go to --out or next to each input as `<name>_restored.<ext>` in the
-input's format; an input is never replaced. A file that cannot be read or restored is reported and
-the batch goes on; the exit code is 1 when any input failed, 0 otherwise.
+input's format; an input is never replaced, nor any file this pack did not write (cli/inputs.py).
+Output folders are checked before the model loads. A file that cannot be read or restored is reported
+and the batch goes on; the exit code is 1 when any input failed, 0 otherwise, 130 on Ctrl-C (after a
+summary; every file is written whole or not at all, so none is left half-written).
 """
-import json
 import logging
 from pathlib import Path
 from typing import Optional
@@ -27,8 +28,8 @@ from ..pipeline.layout import InputError
 from ..pipeline.memory import MIN_TILE
 from ..pipeline.restore import restore_batch, check_restore_args
 from ..pipeline.signals import learned_prior_density
-from ..imagefiles.image_io import ImageData, output_format, read_image, write_gray8, write_image, write_text
-from .inputs import OutputExists, OutputPlanner, collect_inputs
+from ..imagefiles.image_io import ImageData, output_format, read_image, write_gray8, write_image, write_json
+from .inputs import OutputExists, OutputPlanner, collect_inputs, folder_problem
 from .model_loading import add_model_arguments, apply_threads, describe, load_model
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,7 @@ def add_parser(sub):
     p.add_argument("--save-prior", action="store_true", help="also write <name>_prior.json (weather types)")
     p.add_argument("--suffix", default="_restored", help="added to each output name (default _restored)")
     p.add_argument("--overwrite-outputs", action="store_true",
-                   help="replace earlier outputs (inputs are never replaced)")
+                   help="replace earlier outputs of this command (inputs and other files are never replaced)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
 
@@ -107,7 +108,7 @@ def restore_file(model, src: Path, planner: OutputPlanner, args, tile_bar=None, 
         write_gray8(density_path, density)
     if prior_path is not None:
         values = {k: round(float(v), 4) for k, v in zip(WEATHER_TYPES, prior[0].tolist())}
-        write_text(prior_path, json.dumps({"image": src.name, "source": "learned", "weather": values}, indent=2) + "\n")
+        write_json(prior_path, {"image": src.name, "source": "learned", "weather": values})
     return out_path
 
 
@@ -122,6 +123,11 @@ def run(args) -> int:
     if not files:
         log.error("nothing to restore")
         return 1
+    for folder in [args.out] if args.out is not None else dict.fromkeys(p.parent for p in files):
+        problem = folder_problem(folder)                            # before any work, not once per image
+        if problem:
+            log.error("%s; give --out a folder you can write to", problem)
+            return 2
     try:
         apply_threads(args.threads)
         model, choice = load_model(args.weights, args.device, args.precision)
@@ -131,25 +137,30 @@ def run(args) -> int:
         return 1
     log.info("model %s", describe(model, choice))
     planner = OutputPlanner(args.out, files, args.overwrite_outputs)
-    done, skipped = [], []
+    done, skipped, i = [], [], 0
     quiet = args.no_progress or None                                   # None: bars on a terminal only
-    with tqdm(files, unit="image", disable=quiet, dynamic_ncols=True) as bar, \
-            tqdm(unit="tile", leave=False, disable=quiet, dynamic_ncols=True) as tile_bar:
-        for src in bar:
-            bar.set_postfix_str(src.name)
-            try:
-                out = restore_file(model, src, planner, args, tile_bar, region)
-                done.append(out)
-                log.debug("%s -> %s", src, out)
-            except OutputExists as e:
-                skipped.append(src)
-                log.warning("%s: skipped, %s", src, e)
-            except KeyboardInterrupt:
-                raise
-            except Exception as e:                                     # report it, go on with the batch
-                failures.append(f"{src}: {e}")
-                log.error("%s", e if str(src) in str(e) else f"{src}: {type(e).__name__}: {e}")
-                log.debug("traceback of %s", src, exc_info=True)
+    try:
+        with tqdm(files, unit="image", disable=quiet, dynamic_ncols=True) as bar, \
+                tqdm(unit="tile", leave=False, disable=quiet, dynamic_ncols=True) as tile_bar:
+            for i, src in enumerate(bar):
+                bar.set_postfix_str(src.name)
+                try:
+                    out = restore_file(model, src, planner, args, tile_bar, region)
+                    done.append(out)
+                    log.debug("%s -> %s", src, out)
+                except OutputExists as e:
+                    skipped.append(src)
+                    log.warning("%s: skipped, %s", src, e)
+                except Exception as e:                                 # report it, go on with the batch
+                    failures.append(f"{src}: {e}")
+                    log.error("%s", e if str(src) in str(e) else f"{src}: {type(e).__name__}: {e}")
+                    log.debug("traceback of %s", src, exc_info=True)
+    except KeyboardInterrupt:               # Ctrl-C: a summary, no traceback; _atomic removed any temp file
+        rest = files[i:]
+        print(f"interrupted: restored {len(done)} of {len(files)} image(s); not restored: {rest[0]}"
+              + (f" and {len(rest) - 1} more" if len(rest) > 1 else "")
+              + "; no partial file was left (files are written whole or not at all)")
+        return 130
     print(f"restored {len(done)} image(s)" + (f" into {args.out}" if args.out else "")
           + (f", skipped {len(skipped)} with existing outputs" if skipped else "")
           + (f", {len(failures)} problem(s)" if failures else ""))

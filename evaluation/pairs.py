@@ -2,7 +2,8 @@
 
 Known layouts (first match wins): input/target (Rain100L here), hazy/gt (RESIDE HSTS), hazy/clear,
 rain/norain, rainy/gt, lq/gt, degraded/clean. Any other folder pair is given explicitly
-(`input_dir`, `target_dir`). Files pair by identical name, else by identical stem (1.png ~ 1.jpg).
+(`input_dir`, `target_dir`). Files pair by identical name, else by identical stem (1.png ~ 1.jpg); a
+folder holding two files of one stem (1.png and 1.jpg) is then refused, not paired by chance.
 """
 import re
 from pathlib import Path
@@ -48,6 +49,17 @@ def find_layout(folder, input_dir=None, target_dir=None) -> Tuple[Path, Path]:
         f"name the folders with --input-dir and --target-dir")
 
 
+def _by_stem(files: List[Path]) -> dict:
+    """stem -> file; two files of one stem cannot be told apart by stem, so they are refused."""
+    out = {}
+    for p in files:
+        if p.stem in out:
+            raise ValueError(f"{out[p.stem]} and {p} share the name '{p.stem}', so it is unclear which one "
+                             f"pairs with '{p.stem}' in the other folder; move one of them out of {p.parent}")
+        out[p.stem] = p
+    return out
+
+
 def match_pairs(input_dir: Path, target_dir: Path, limit: Optional[int] = None) -> List[Tuple[Path, Path]]:
     """(degraded, clean) file pairs in natural name order; raises if a file has no partner."""
     inputs, targets = list_images(input_dir), list_images(target_dir)
@@ -58,10 +70,10 @@ def match_pairs(input_dir: Path, target_dir: Path, limit: Optional[int] = None) 
     if all(p.name in by_name for p in inputs) and len(inputs) == len(targets):
         pairs = [(p, by_name[p.name]) for p in inputs]
     else:
-        by_stem = {p.stem: p for p in targets}
-        lone_in = [p.name for p in inputs if p.stem not in by_stem]
+        by_stem = _by_stem(targets)
+        lone_in = [p.name for p in _by_stem(inputs).values() if p.stem not in by_stem]
         lone_tgt = sorted({p.stem for p in targets} - {p.stem for p in inputs})
-        if lone_in or lone_tgt or len(by_stem) != len(targets):
+        if lone_in or lone_tgt:
             raise ValueError(
                 f"file names of {input_dir} and {target_dir} do not match: {len(lone_in)} inputs without "
                 f"a target {lone_in[:5]}, {len(lone_tgt)} targets without an input {lone_tgt[:5]}; "

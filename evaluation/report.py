@@ -1,7 +1,5 @@
-"""Evaluation results as a Markdown table and a JSON file."""
-import json
+"""Evaluation results as a Markdown table (the CLI writes the JSON file: image_io.write_json)."""
 import math
-from pathlib import Path
 
 
 def _fmt(value: float, digits: int) -> str:
@@ -15,11 +13,3 @@ def markdown_table(result: dict) -> str:
         lines.append(f"| {row['name']} | {_fmt(row['y_psnr'], 2)} | {_fmt(row['y_ssim'], 4)} | "
                      f"{_fmt(row['rgb_psnr'], 2)} | {row['count']} |")
     return "\n".join(lines)
-
-
-def write_json(result: dict, path) -> Path:
-    """Write the result (identical pairs score PSNR Infinity, as Python's json writes it)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result, indent=2) + "\n")
-    return path

@@ -4,6 +4,10 @@
     ImageData.to_tensor()              -> (1, 3, H, W) float32 in [0, 1] for the restorer
     img.with_tensor(y)                 the same image with restored pixels (alpha untouched)
     write_image(path, img)             PNG 8/16-bit, JPEG (quality 95, 4:4:4), WEBP, TIFF, BMP
+    written_here(path)                 True for a file this pack wrote (its MARKER), which may be replaced
+
+Every file is written atomically (`_atomic`) and marked: images carry EXIF Software = MARKER, JSON
+files a first key "written_by": MARKER. BMP holds no metadata, so a BMP result is never recognised.
 
 Modes: 1 / L / I;16 / I / F (gray) are restored as RGB and written back as gray; LA / RGBA / PA /
 P with transparency keep their alpha channel exactly as read; P, CMYK, YCbCr, LAB, HSV are converted
@@ -16,6 +20,7 @@ Limits: other 16-bit colour files (TIFF, PPM) arrive 8-bit from Pillow and are w
 colour PNG is read 8-bit (a warning says so); only the first frame of an animation is restored.
 """
 import dataclasses
+import json
 import logging
 import os
 import zlib
@@ -40,6 +45,8 @@ FORMAT_SUFFIXES = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg", ".jpe", ".jfif"),
                    "TIFF": (".tif", ".tiff"), "BMP": (".bmp",)}
 LUMA = (0.299, 0.587, 0.114)                    # ITU-R BT.601, as Pillow's RGB -> L
 ORIENTATION = 0x0112
+SOFTWARE = 0x0131                               # EXIF Software: holds MARKER in every image written here
+MARKER = "weather-restore"
 READ_ERRORS = (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError)
 
 
@@ -201,38 +208,44 @@ def _channels(img: ImageData) -> np.ndarray:
     return p
 
 
-def write_image(path, img: ImageData, fmt: Optional[str] = None) -> Path:
-    """Write `img` as `fmt` (default: from output_format) atomically; returns the path."""
-    path = Path(path)
-    fmt = fmt or output_format(img, path.suffix)[0]
+def _marked_exif(exif: Optional[bytes]) -> bytes:
+    """The carried EXIF (if any) with Software = MARKER, so that written_here knows the file."""
+    e = Image.Exif()
+    if exif:
+        e.load(exif)
+    e[SOFTWARE] = MARKER
+    return e.tobytes()
+
+
+def _save(tmp: Path, img: ImageData, fmt: str) -> None:
     a = _channels(img)
-    tmp = path.with_name(f".{path.name}.part")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        if img.bits == 16 and fmt == "PNG":
-            write_png16(tmp, a, exif=img.info.get("exif"), icc_profile=img.info.get("icc_profile"))
-        else:
-            if img.bits == 16:
-                a = ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
-            if fmt == "JPEG" and a.shape[2] in (2, 4):                 # JPEG has no alpha
-                a = a[..., :-1]
-            mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
-            pil = Image.fromarray(a[..., 0] if mode == "L" else a, mode)
-            kw = {k: img.info[k] for k in ("exif", "icc_profile", "dpi") if k in img.info}
-            if fmt == "JPEG":
-                kw.update(quality=95, subsampling=0)
-            elif fmt == "WEBP":
-                kw.update(quality=95, method=4)
-            elif fmt == "TIFF":
-                kw.update(compression="tiff_lzw")
-            elif fmt == "BMP":
-                kw = {}
-            pil.save(tmp, format=fmt, **kw)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    exif = _marked_exif(img.info.get("exif"))
+    if img.bits == 16 and fmt == "PNG":
+        write_png16(tmp, a, exif=exif, icc_profile=img.info.get("icc_profile"))
+        return
+    if img.bits == 16:
+        a = ((a.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if fmt == "JPEG" and a.shape[2] in (2, 4):                     # JPEG has no alpha
+        a = a[..., :-1]
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[a.shape[2]]
+    pil = Image.fromarray(a[..., 0] if mode == "L" else a, mode)
+    kw = {k: img.info[k] for k in ("icc_profile", "dpi") if k in img.info}
+    kw["exif"] = exif
+    if fmt == "JPEG":
+        kw.update(quality=95, subsampling=0)
+    elif fmt == "WEBP":
+        kw.update(quality=95, method=4)
+    elif fmt == "TIFF":
+        kw.update(compression="tiff_lzw")
+    elif fmt == "BMP":
+        kw = {}
+    pil.save(tmp, format=fmt, **kw)
+
+
+def write_image(path, img: ImageData, fmt: Optional[str] = None) -> Path:
+    """Write `img` as `fmt` (default: from output_format) atomically, marked; returns the path."""
+    fmt = fmt or output_format(img, Path(path).suffix)[0]
+    return _atomic(path, lambda tmp: _save(tmp, img, fmt))
 
 
 def _atomic(path, write) -> Path:
@@ -253,9 +266,31 @@ def write_gray8(path, values: torch.Tensor) -> Path:
     """Save a (H, W) or (1, 1, H, W) map in [0, 1] as an 8-bit gray PNG, atomically."""
     v = values.detach().float().cpu().reshape(values.shape[-2:]).clamp(0, 1).mul(255).round_()
     im = Image.fromarray(v.numpy().astype(np.uint8), "L")
-    return _atomic(path, lambda tmp: im.save(tmp, format="PNG"))
+    return _atomic(path, lambda tmp: im.save(tmp, format="PNG", exif=_marked_exif(None)))
 
 
 def write_text(path, text: str) -> Path:
-    """Write a small text file (e.g. JSON) atomically."""
+    """Write a small text file atomically."""
     return _atomic(path, lambda tmp: Path(tmp).write_text(text))
+
+
+def write_json(path, data: dict) -> Path:
+    """Write `data` as indented JSON, marked ("written_by" first), atomically."""
+    return write_text(path, json.dumps({"written_by": MARKER, **data}, indent=2) + "\n")
+
+
+def written_here(path) -> bool:
+    """True when `path` is an image or JSON file this pack wrote (its MARKER); False for anything else."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            return im.getexif().get(SOFTWARE) == MARKER
+    except READ_ERRORS:                         # not an image (UnidentifiedImageError is an OSError)
+        pass
+    try:
+        if path.stat().st_size > 1 << 24:       # our JSON files are small: do not read a big foreign file
+            return False
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("written_by") == MARKER

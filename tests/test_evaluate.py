@@ -160,3 +160,58 @@ def test_hsts_layout_and_psnr():
     result = evaluate_folder(None, HSTS, progress=False)
     assert result["input_dir"].endswith("hazy") and result["target_dir"].endswith("gt")
     assert result["count"] == 10 and round(result["rows"][0]["y_psnr"], 2) == 16.40
+
+
+def test_cli_out_refuses_an_image_a_folder_and_foreign_files_before_any_work(tmp_path, monkeypatch):
+    """Issue 16: `evaluate --out input/1.png` overwrote an image with JSON; `--out DIR` crashed at the end."""
+    import weather_restore.cli.evaluate as cli_eval
+    _write_pairs(tmp_path / "data", names=("1.png",))
+    image = tmp_path / "data" / "input" / "1.png"
+    before = image.read_bytes()
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}\n')
+
+    def no_work(*a, **k):
+        raise AssertionError("evaluation started before --out was checked")
+    monkeypatch.setattr(cli_eval, "load_for_scoring", no_work)
+    monkeypatch.setattr(cli_eval, "evaluate_folder", no_work)
+    base = ["evaluate", "--weights", "w.safetensors", "--data", str(tmp_path / "data"), "--out"]
+    with pytest.raises(SystemExit, match=r"1.png.*not written by weather-restore.*results.json"):
+        main(base + [str(image)])
+    assert image.read_bytes() == before
+    with pytest.raises(SystemExit, match=r"is a folder"):
+        main(base + [str(tmp_path)])
+    with pytest.raises(SystemExit, match=r"notes.json.*never replaced"):
+        main(base + [str(notes)])
+    assert notes.read_text() == '{"mine": true}\n'
+    with pytest.raises(SystemExit, match=r"is a file, not a folder"):
+        main(base + [str(notes / "res.json")])
+
+
+def test_cli_replaces_its_own_report_atomically(tmp_path, monkeypatch):
+    import weather_restore.imagefiles.image_io as image_io
+    _write_pairs(tmp_path / "data", names=("1.png",))
+    out = tmp_path / "res.json"
+    argv = ["evaluate", "--weights", "none", "--data", str(tmp_path / "data"), "--out", str(out)]
+    assert main(argv) == 0 and main(argv) == 0                        # the second run replaces its report
+    report = out.read_text()
+    assert json.loads(report)["written_by"] == "weather-restore"
+
+    def half_written(self, text):
+        Path.write_bytes(self, text[:10].encode())
+        raise KeyboardInterrupt
+    monkeypatch.setattr(image_io.Path, "write_text", half_written)
+    with pytest.raises(KeyboardInterrupt):
+        main(argv)
+    assert out.read_text() == report and sorted(p.name for p in tmp_path.iterdir()) == ["data", "res.json"]
+
+
+def test_two_files_of_one_stem_are_refused_not_paired_by_chance(tmp_path):
+    _write_pairs(tmp_path, names=("1.png", "2.png"))
+    Image.open(tmp_path / "input" / "1.png").save(tmp_path / "input" / "1.jpg")
+    with pytest.raises(ValueError, match=r"input/1.jpg and .*input/1.png share the name '1'"):
+        match_pairs(*find_layout(tmp_path))
+    (tmp_path / "input" / "1.jpg").unlink()
+    Image.open(tmp_path / "target" / "1.png").save(tmp_path / "target" / "1.bmp")
+    with pytest.raises(ValueError, match=r"target/1.bmp and .*target/1.png share the name '1'"):
+        match_pairs(*find_layout(tmp_path))

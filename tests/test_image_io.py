@@ -1,14 +1,15 @@
 """Image reading and writing for the restore command: every mode, 16-bit PNG, EXIF orientation, bad files."""
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageOps
 
-from weather_restore.imagefiles.image_io import (ImageReadError, _orient, output_format, read_image, write_gray8,
-                                          write_image)
+from weather_restore.imagefiles.image_io import (ImageData, ImageReadError, _orient, output_format, read_image,
+                                                 write_gray8, write_image, write_json, written_here)
 from weather_restore.imagefiles.png16 import PngError, png_header, read_png16, write_png16
 
 RNG = np.random.default_rng(0)
@@ -254,3 +255,39 @@ def test_density_map_is_written_as_8bit_gray(tmp_path):
     im = Image.open(out)
     assert im.mode == "L" and im.size == (4, 3)
     assert np.asarray(im)[0, 0] == 0 and np.asarray(im)[-1, -1] == 255
+
+
+# --- marker: only files written here may be replaced -------------------------------------------------
+def test_written_files_carry_the_marker_and_foreign_files_do_not(tmp_path):
+    im = Image.fromarray(rand8(6, 5, 3))
+    exif = im.getexif()
+    exif[0x010F], exif[0x0131] = "Cam", "Camera firmware 1.0"
+    for suffix in (".png", ".jpg", ".webp", ".tif", ".bmp"):
+        im.save(tmp_path / f"photo{suffix}", exif=exif)
+        img = read_image(tmp_path / f"photo{suffix}")
+        out = write_image(tmp_path / f"out{suffix}", img)
+        assert not written_here(tmp_path / f"photo{suffix}")                # a camera's file is not ours
+        assert written_here(out) == (suffix != ".bmp")                      # BMP holds no metadata
+        if suffix in (".png", ".jpg", ".webp"):                             # (TIFF tags are not carried)
+            assert Image.open(out).getexif().get(0x010F) == "Cam"           # the rest of the EXIF is kept
+    write_png16(tmp_path / "deep.png", RNG.integers(0, 65536, (4, 3, 3), dtype=np.uint16))
+    assert not written_here(tmp_path / "deep.png")
+    assert written_here(write_image(tmp_path / "deep_out.png", read_image(tmp_path / "deep.png")))
+    assert written_here(write_gray8(tmp_path / "d.png", torch.rand(3, 4)))
+    assert written_here(write_json(tmp_path / "r.json", {"rows": []}))
+    (tmp_path / "notes.json").write_text('{"rows": []}')
+    (tmp_path / "list.json").write_text('["weather-restore"]')
+    for name in ("notes.json", "list.json", "missing.png", "."):
+        assert not written_here(tmp_path / name)
+
+
+def test_an_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
+    def half_then_interrupt(self, fp, *a, **k):
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(Image.Image, "save", half_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        write_gray8(tmp_path / "d.png", torch.rand(3, 4))                      # the density map
+    with pytest.raises(KeyboardInterrupt):
+        write_image(tmp_path / "o.png", ImageData(rand8(4, 4, 3), None, False, "PNG", "RGB", {}))
+    assert list(tmp_path.iterdir()) == []

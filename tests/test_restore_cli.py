@@ -10,7 +10,9 @@ import torch
 from PIL import Image
 
 from weather_restore.cli import bench, model_loading, restore
+from weather_restore.cli import inputs as cli_inputs
 from weather_restore.cli.inputs import OutputPlanner, collect_inputs
+from weather_restore.imagefiles.image_io import read_image, write_image
 from weather_restore.imagefiles.png16 import png_header, read_png16, write_png16
 from weather_restore.models import WEATHER_TYPES, WeatherRestorer
 from weather_restore.models.restorer import Signals
@@ -186,13 +188,86 @@ def test_inputs_are_never_overwritten_and_outputs_only_on_request(tmp_path, weig
     assert (tmp_path / "x_restored_1.png").is_file() and (tmp_path / "x_restored_restored.png").is_file()
 
     first = digest(tmp_path / "x_restored_1.png")
-    (tmp_path / "x_restored_1.png").write_bytes(b"older result")
+    older = read_image(tmp_path / "x_restored_1.png")
+    write_image(tmp_path / "x_restored_1.png", older.with_tensor(1 - older.to_tensor()))   # an older result
+    second = digest(tmp_path / "x_restored_1.png")
     assert cli("restore", tmp_path / "x.png", tmp_path / "x_restored.png", "--weights", weights) == 0
-    assert (tmp_path / "x_restored_1.png").read_bytes() == b"older result"         # skipped, kept
+    assert digest(tmp_path / "x_restored_1.png") == second                         # skipped, kept
     assert cli("restore", tmp_path / "x.png", tmp_path / "x_restored.png", "--weights", weights,
                "--overwrite-outputs") == 0
     assert digest(tmp_path / "x_restored_1.png") == first                          # replaced, same result
     assert {p: digest(p) for p in inputs} == inputs
+
+
+def test_overwrite_outputs_never_replaces_a_file_this_tool_did_not_write(tmp_path, monkeypatch, caplog):
+    """Issue 16: `restore "*.gif" --suffix '' --out . --overwrite-outputs` replaced the user's own c.png."""
+    fake = PointwiseModel()
+    monkeypatch.setattr(restore, "load_model", lambda *a: (fake, model_loading.WeightsChoice(tmp_path, None)))
+    a = rand8(6, 5, 3)
+    save(tmp_path / "c.gif", a)
+    save(tmp_path / "c.png", rand8(6, 5, 3))                                   # the user's own photo
+    mine = digest(tmp_path / "c.png")
+    with caplog.at_level(logging.ERROR):
+        assert cli("restore", str(tmp_path / "*.gif"), "--suffix", "", "--out", tmp_path,
+                   "--overwrite-outputs") == 1
+    assert digest(tmp_path / "c.png") == mine
+    assert "c.png already exists and was not written by weather-restore" in caplog.text
+    assert "--out folder or --suffix" in caplog.text and "--overwrite-outputs" not in caplog.text
+
+    out = tmp_path / "out"                                                     # a result of ours is replaced
+    assert cli("restore", tmp_path / "c.gif", "--out", out, "--save-density", "--save-prior") == 0
+    gif = np.asarray(Image.open(tmp_path / "c.gif").convert("RGB"))
+    write_image(out / "c_restored.png", read_image(tmp_path / "c.gif"))            # an older result of ours
+    assert cli("restore", tmp_path / "c.gif", "--out", out, "--save-density", "--save-prior",
+               "--overwrite-outputs") == 0                                     # density and prior too
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "c_restored.png")), 255 - gif)
+
+
+def _no_model(*a):
+    raise AssertionError("the model was loaded before the output folder was checked")
+
+
+def test_output_folder_problems_surface_before_any_work(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(restore, "load_model", _no_model)
+    save(tmp_path / "a.png", rand8(3, 3, 3))
+    (tmp_path / "file.txt").write_text("x")
+    with caplog.at_level(logging.ERROR):
+        assert cli("restore", tmp_path / "a.png", "--out", tmp_path / "file.txt") == 2
+        assert cli("restore", tmp_path / "a.png", "--out", tmp_path / "file.txt" / "sub") == 2
+    assert "file.txt is a file, not a folder" in caplog.text and "cannot write into" in caplog.text
+
+    def read_only(*a, **k):                                                   # as a read-only folder answers
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(cli_inputs.tempfile, "TemporaryFile", read_only)
+    caplog.clear()
+    with caplog.at_level(logging.ERROR):
+        assert cli("restore", tmp_path / "a.png") == 2                        # next to the input: that folder
+    assert f"cannot write into {tmp_path} (Permission denied)" in caplog.text and "--out" in caplog.text
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.png", "file.txt"]
+
+
+def test_ctrl_c_prints_a_summary_exits_130_and_leaves_no_partial_file(tmp_path, monkeypatch, capsys):
+    class StopOnSecond(PointwiseModel):
+        calls = 0
+
+        def forward(self, x, prior=None, density=None):
+            StopOnSecond.calls += 1
+            if StopOnSecond.calls == 2:
+                raise KeyboardInterrupt
+            return super().forward(x, prior, density)
+    fake = StopOnSecond()
+    monkeypatch.setattr(restore, "load_model", lambda *a: (fake, model_loading.WeightsChoice(tmp_path, None)))
+    for name in ("a.png", "b.png", "c.png"):
+        save(tmp_path / name, rand8(8, 8, 3))
+    try:
+        rc = cli("restore", tmp_path, "--out", tmp_path / "out", "--tile", 64, "--overlap", 8)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C came out as a traceback, not a summary")
+    assert rc == 130
+    out = capsys.readouterr().out
+    assert "interrupted: restored 1 of 3 image(s); not restored: " in out and "b.png and 1 more" in out
+    assert "no partial file was left" in out
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a_restored.png"]      # no .part file
 
 
 def test_same_names_from_two_folders_get_distinct_outputs(tmp_path, weights):
@@ -299,7 +374,7 @@ def test_nan_output_is_an_error_not_a_black_image(tmp_path, monkeypatch, caplog)
     save(tmp_path / "n.png", rand8(20, 20, 3))
     with caplog.at_level(logging.ERROR):
         assert cli("restore", tmp_path / "n.png") == 1
-    assert "NaN or infinite" in caplog.text and "--precision fp32" in caplog.text
+    assert "NaN or infinite" in caplog.text and "not a precision problem" in caplog.text      # fp32 weights
     assert not (tmp_path / "n_restored.png").exists()
 
 
