@@ -25,7 +25,7 @@ DATA = ROOT.parent / "shared" / "data" / "train" / "clean"
 
 
 def main(weights: str, recipe: str = "rain_light", threads: int = 2) -> None:
-    torch.set_num_threads(threads)
+    torch.set_num_threads(int(threads))
     model, _ = load_model(weights)
     paths = find_images([DATA / "kodak24", DATA / "set14"])[:16]
     rng = np.random.default_rng(123)
