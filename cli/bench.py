@@ -28,7 +28,7 @@ from ..models.restorer import WeatherRestorer
 from ..models.tiling import plan_tiles
 from ..models.weights_io import WeightsError
 from ..pipeline.restore import restore_batch
-from .model_loading import WeightsChoice, add_model_arguments, apply_threads, describe, load_model, pick_device, pick_dtype
+from .model_loading import WeightsChoice, add_model_arguments, add_tile_arguments, apply_threads, describe, load_model, pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
 LAUNCHER = Path(__file__).resolve().parents[1] / "weather.py"
@@ -43,8 +43,7 @@ def add_parser(sub):
                    help="time a randomly initialised network of this config instead of weights (speed only)")
     p.add_argument("--sizes", default="1,4", help="comma-separated image sizes in megapixels (default 1,4)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per size; the median is reported (default 3)")
-    p.add_argument("--tile", type=int, default=512)
-    p.add_argument("--overlap", type=int, default=64)
+    add_tile_arguments(p)
     p.add_argument("--worker", type=float, default=None, help=argparse.SUPPRESS)   # one size, JSON out
     p.set_defaults(run=run)
 

@@ -19,6 +19,7 @@ from ..models.weights_io import WeightsError
 from ..pipeline.precision import pick_dtype
 from ..pipeline.weights import choose_cli_weights, load_verified
 from .inputs import folder_problem, output_problem
+from .model_loading import add_tile_arguments
 
 log = logging.getLogger(__name__)
 
@@ -51,8 +52,7 @@ def add_parser(sub) -> None:
     p.add_argument("--target-dir", help="clean images (absolute, or relative to --data)")
     p.add_argument("--out", type=Path, help="write the full result (rows and per-image scores) as JSON here "
                                             "(a new file, or a report of this command)")
-    p.add_argument("--tile", type=int, default=512, help="tile side for large images (default 512)")
-    p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring tiles (default 64)")
+    add_tile_arguments(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--limit", type=int, help="score only the first N pairs (natural file order)")
     p.set_defaults(run=run)

@@ -11,6 +11,8 @@ import json
 import logging
 from pathlib import Path
 
+from .model_loading import add_tile_arguments
+
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +34,7 @@ def add_parser(sub) -> None:
                    help="paired folder to score the exported weights on (repeatable)")
     p.add_argument("--eval-clean", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
                    help="folder of clean photos fed in and scored against themselves (do no harm; repeatable)")
-    p.add_argument("--tile", type=int, default=512, help="tile side for evaluation (default 512)")
+    add_tile_arguments(p, overlap=False)
     p.add_argument("--limit", type=int, help="score only the first N pairs of each folder")
     p.add_argument("--device", default="auto", help="device for evaluation: auto | cpu | cuda | mps")
     p.add_argument("--licence", default=None, help="licence recorded in the entry (default: research-only)")

@@ -18,12 +18,14 @@ import torch
 
 from ..hub import manifest
 from ..models.device import pick_device
+from ..pipeline.memory import MIN_TILE
 from ..pipeline.precision import PRECISIONS, pick_dtype
+from ..pipeline.restore import DEFAULT_OVERLAP, DEFAULT_TILE
 from ..pipeline.weights import choose_cli_weights, load_verified
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WeightsChoice", "add_model_arguments", "apply_threads", "choose_weights", "describe", "load_model",
+__all__ = ["WeightsChoice", "add_model_arguments", "add_tile_arguments", "apply_threads", "choose_weights", "describe", "load_model",
            "pick_device", "pick_dtype"]
 
 
@@ -58,6 +60,15 @@ def add_model_arguments(p, weights_help: str = "") -> None:
     p.add_argument("--precision", default="auto", choices=list(PRECISIONS),
                    help="auto = fp32 on cpu and mps, fp16 on GPUs with tensor cores (never bf16)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
+
+
+def add_tile_arguments(p, overlap: bool = True) -> None:
+    """--tile (and --overlap) with the pipeline's defaults, the same for every command."""
+    p.add_argument("--tile", type=int, default=DEFAULT_TILE,
+                   help=f"tile side in pixels (default {DEFAULT_TILE}, at least {MIN_TILE}; smaller = less memory)")
+    if overlap:
+        p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
+                       help=f"overlap of neighbouring tiles in pixels (default {DEFAULT_OVERLAP})")
 
 
 def apply_threads(threads) -> None:

@@ -30,7 +30,7 @@ from ..pipeline.restore import restore_batch, check_restore_args
 from ..pipeline.signals import learned_prior_density
 from ..imagefiles.image_io import ImageData, output_format, read_image, write_gray8, write_image, write_json
 from .inputs import OutputExists, OutputPlanner, collect_inputs, folder_problem
-from .model_loading import add_model_arguments, apply_threads, describe, load_model
+from .model_loading import add_model_arguments, add_tile_arguments, apply_threads, describe, load_model
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,7 @@ def add_parser(sub):
                    help="output folder (created); default: next to each input")
     p.add_argument("--recursive", action="store_true", help="look into subfolders of folder inputs")
     add_model_arguments(p)
-    p.add_argument("--tile", type=int, default=512,
-                   help=f"tile side in pixels (default 512, at least {MIN_TILE}; smaller = less memory)")
-    p.add_argument("--overlap", type=int, default=64, help="overlap of neighbouring tiles in pixels (default 64)")
+    add_tile_arguments(p)
     p.add_argument("--strength", type=float, default=1.0,
                    help="0 = input, 1 = full restoration (default), between: a blend")
     p.add_argument("--region", type=Path, default=None, metavar="MASK",

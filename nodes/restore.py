@@ -5,7 +5,7 @@ from comfy_api.latest import io
 
 from ..pipeline.layout import to_comfy
 from ..pipeline.memory import MIN_TILE
-from ..pipeline.restore import restore_batch
+from ..pipeline.restore import DEFAULT_OVERLAP, DEFAULT_TILE, restore_batch
 from . import model_patcher
 from .common import image_input, interruptible, model_input, network_image, oom_errors, progress_bar, should_stop
 from .types import CATEGORY, NODE_PREFIX, WeatherPriorType
@@ -37,10 +37,10 @@ class Restore(io.ComfyNode):
                                tooltip="Blend between the input (0) and the fully restored image (1)."),
                 io.Int.Input("feather", default=16, min=0, max=256, step=1,
                              tooltip="Softness of the region mask's edge in pixels (0: hard edge). Used only with 'region'."),
-                io.Int.Input("tile_size", default=512, min=MIN_TILE, max=8192, step=32,
+                io.Int.Input("tile_size", default=DEFAULT_TILE, min=MIN_TILE, max=8192, step=32,
                              tooltip="Largest square the network sees at once; larger images are tiled. "
                                      "Smaller tiles use less memory (halved automatically on out-of-memory)."),
-                io.Int.Input("tile_overlap", default=64, min=0, max=1024, step=8,
+                io.Int.Input("tile_overlap", default=DEFAULT_OVERLAP, min=0, max=1024, step=8,
                              tooltip="Pixels shared by neighbouring tiles, blended with feathered weights to hide seams. "
                                      "Must be smaller than tile_size."),
             ],

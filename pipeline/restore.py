@@ -27,6 +27,9 @@ from .stopping import stop_between_layers
 log = logging.getLogger(__name__)
 
 STRENGTH_RANGE = (0.0, 1.0)
+# the one default tiling of restore, evaluate, export's scores, bench and the Restore node: 512 px tiles
+# measured faster per pixel than 1024 px ones for the v4 'm' net on CPU (9.9 vs 16.0 s/MP, 1 thread)
+DEFAULT_TILE, DEFAULT_OVERLAP = 512, 64
 
 
 class NumericalError(RuntimeError):
@@ -69,7 +72,7 @@ def check_finite(y: torch.Tensor, model, what: str) -> None:
     raise NumericalError(f"the network returned NaN or infinite values for {what} (weights dtype {dtype}); {fix}")
 
 
-def restore_tiled(model, x: torch.Tensor, prior=None, density=None, tile: int = 512, overlap: int = 64,
+def restore_tiled(model, x: torch.Tensor, prior=None, density=None, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
                   min_tile: int = MIN_TILE, on_tile: Optional[Callable[[int, int], None]] = None,
                   should_stop: Optional[Callable[[], bool]] = None,
                   oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
@@ -116,7 +119,7 @@ class _Progress:
 
 def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
                   density: Optional[torch.Tensor] = None, region: Optional[torch.Tensor] = None,
-                  strength: float = 1.0, tile: int = 512, overlap: int = 64, feather: int = 16,
+                  strength: float = 1.0, tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, feather: int = 16,
                   min_tile: int = MIN_TILE, on_progress: Optional[Callable[[int, int], None]] = None,
                   should_stop: Optional[Callable[[], bool]] = None,
                   oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,

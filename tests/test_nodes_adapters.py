@@ -26,6 +26,17 @@ def test_default_bundled_is_the_manifest_default(comfy):
     assert comfy.nodes.LoadWeatherModel.define_schema().inputs[0].default == DEFAULT_CHOICE
 
 
+def test_restore_node_and_every_command_share_one_tiling_default(comfy):
+    from weather_restore.cli.main import build_parser
+    from weather_restore.pipeline.restore import DEFAULT_OVERLAP, DEFAULT_TILE
+    inputs = {i.name: i.default for i in comfy.nodes.Restore.define_schema().inputs if hasattr(i, "default")}
+    assert (inputs["tile_size"], inputs["tile_overlap"]) == (DEFAULT_TILE, DEFAULT_OVERLAP)
+    parser = build_parser()
+    for argv in (["restore", "x.png"], ["evaluate", "--weights", "w", "--data", "d"], ["bench"], ["export", "--checkpoint", "c", "--out", "o", "--id", "i"]):
+        args = parser.parse_args(argv)
+        assert args.tile == DEFAULT_TILE and getattr(args, "overlap", DEFAULT_OVERLAP) == DEFAULT_OVERLAP, argv
+
+
 def test_restore_shows_progress_from_the_first_moment_and_keeps_alpha(comfy):
     comfy.progress.clear()
     rgba = image(2, C=4)
