@@ -28,6 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "device", None) not in (None, "auto"):   # every command's --device, one check
+        from ..models.device import pick_device
+        try:
+            pick_device(args.device)
+        except ValueError as e:
+            parser.error(str(e))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     return args.run(args) or 0

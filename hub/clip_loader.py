@@ -250,7 +250,7 @@ def find_learned_prompts(entry_id: str, search_dirs: Sequence = (), manifest=Non
     for e in M.entries("clip_prompts", _manifest_path(manifest)):
         if e.get("clip") != entry_id:
             continue
-        candidates = ([M.bundled_path(e)] if e.get("path") else []) + \
+        candidates = ([M.bundled_path(e, _manifest_path(manifest))] if e.get("path") else []) + \
             [Path(d) / e["file_name"] for d in search_dirs if e.get("file_name")]
         for f in candidates:
             if f is not None and f.is_file():

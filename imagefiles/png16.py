@@ -7,6 +7,9 @@ encodes such files itself (PNG specification, ISO/IEC 15948):
     read_png16(path) -> (H, W, C) uint16, C = 1 gray, 2 gray+alpha, 3 RGB, 4 RGBA
     write_png16(path, array, exif=None, icc_profile=None)
 
+Hostile files: the declared size is refused above Pillow's decompression-bomb limit (the rule Pillow
+applies to 8-bit files), and the image data is inflated only up to the size the header declares.
+
 Limits: non-interlaced files only (`png_header(...)["interlace"]` says; image_io falls back to
 Pillow's 8-bit decode for Adam7-interlaced ones and warns); a tRNS colour key is ignored.
 Rows filtered with None / Sub / Up are undone row by row; files with Average or Paeth rows are
@@ -19,6 +22,7 @@ from pathlib import Path
 from typing import Optional
 
 import numpy as np
+from PIL import Image
 
 SIGNATURE = b"\x89PNG\r\n\x1a\n"
 CHANNELS = {0: 1, 4: 2, 2: 3, 6: 4}             # PNG colour type -> channels
@@ -93,6 +97,35 @@ def _unfilter_wavefront(ftypes: np.ndarray, rows: np.ndarray, bpp: int) -> np.nd
     return rec[1:, 1:].astype(np.uint8).reshape(H, stride)
 
 
+def _check_size(W: int, H: int, path) -> None:
+    """Pillow's decompression-bomb rule: refused above 2 * Image.MAX_IMAGE_PIXELS (None = no limit)."""
+    if not W or not H:
+        raise PngError(f"{path}: the header declares a {W}x{H} image; the file is corrupt")
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is not None and W * H > 2 * limit:
+        raise PngError(f"{path}: the header declares {W}x{H} = {W * H} pixels, over the limit of {2 * limit} "
+                       f"(2 x PIL.Image.MAX_IMAGE_PIXELS); a decompression bomb or a corrupt file. Raise "
+                       f"Image.MAX_IMAGE_PIXELS if the image is genuine")
+
+
+def _inflate(idat, need: int, path) -> bytearray:
+    """The IDAT zlib stream -> exactly `need` bytes, refused as soon as it would inflate past them:
+    a few kilobytes of zeros can inflate to gigabytes."""
+    d = zlib.decompressobj()
+    out = bytearray()
+    try:
+        for body in idat:
+            out += d.decompress(body, need + 1 - len(out))     # max_length >= 1 here (0 means no limit)
+            if len(out) > need:
+                raise PngError(f"{path}: image data inflates past the {need} bytes its header declares; "
+                               f"the file is corrupt or a decompression bomb")
+    except zlib.error as e:
+        raise PngError(f"{path}: image data is corrupt ({e})") from e
+    if len(out) < need:
+        raise PngError(f"{path}: image data holds {len(out)} bytes but the header needs {need}; the file is truncated")
+    return out
+
+
 def read_png16(path) -> np.ndarray:
     """Decode a non-interlaced 16-bit PNG -> (H, W, C) uint16 (C = 1, 2, 3 or 4)."""
     path = Path(path)
@@ -101,7 +134,7 @@ def read_png16(path) -> np.ndarray:
         raise PngError(f"{path}: not a PNG file (no PNG signature)")
     header, idat = None, []
     for kind, body in _chunks(data, path):
-        if kind == b"IHDR":
+        if kind == b"IHDR" and len(body) >= 13:
             header = struct.unpack(">IIBBBBB", body[:13])
         elif kind == b"IDAT":
             idat.append(body)
@@ -113,16 +146,11 @@ def read_png16(path) -> np.ndarray:
                        f"gray / gray+alpha / RGB / RGBA only")
     if interlace:
         raise PngError(f"{path}: Adam7-interlaced 16-bit PNG is not supported; re-save it non-interlaced")
+    _check_size(W, H, path)
     C = CHANNELS[ctype]
     bpp, stride = 2 * C, 2 * C * W
-    try:
-        raw = zlib.decompress(b"".join(idat))
-    except zlib.error as e:
-        raise PngError(f"{path}: image data is corrupt ({e})") from e
-    need = H * (stride + 1)
-    if len(raw) < need:
-        raise PngError(f"{path}: image data holds {len(raw)} bytes but {W}x{H} needs {need}; the file is truncated")
-    rows = np.frombuffer(raw, np.uint8, count=need).reshape(H, stride + 1)
+    need = H * (stride + 1)                                     # every row: one filter byte, then pixels
+    rows = np.frombuffer(_inflate(idat, need, path), np.uint8).reshape(H, stride + 1)
     ftypes, rows = rows[:, 0], rows[:, 1:]
     if ftypes.max(initial=0) > 4:
         raise PngError(f"{path}: unknown row filter type {int(ftypes.max())}; the file is corrupt")

@@ -10,6 +10,54 @@ from typing import List, Optional
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BLOCK_TYPES = ("dual", "conv")
+MAX_LEVELS = 8
+MAX_STRIDE = 1024                          # inputs are padded to the stride: a huge one is a memory bomb
+# (low, high) of each number a config may hold: far above every shipped config, low enough that a
+# hostile weights file's metadata cannot make building the network exhaust memory or time
+RANGES = {"dims": (1, 4096), "enc_blocks": (0, 64), "dec_blocks": (0, 64), "head_dim": (1, 4096),
+          "window": (1, 64), "ssm_state": (1, 256), "ssm_chunk": (1, 4096), "density_level": (0, MAX_LEVELS - 1),
+          "density_refine": (0, 4096), "density_refine_blocks": (0, 8), "mlp_ratio": (0.0, 16.0),
+          "sar_hidden_ratio": (0.0, 16.0)}
+
+
+def _check_number(cfg: str, key: str, value, integer: bool, label: str = "") -> None:
+    low, high = RANGES[key]
+    ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type or not (low <= value <= high) or (not integer and value <= low):
+        want = f"an integer in [{low}, {high}]" if integer else f"a number in ({low:g}, {high:g}]"
+        raise ValueError(f"config '{cfg}': {label or key} must be {want}; got {value!r}")
+
+
+def _check_types(c: "RestorerConfig") -> None:
+    """Types and ranges of every field, before anything is built from them."""
+    if not isinstance(c.name, str):
+        raise ValueError(f"config {c.name!r}: name must be a string")
+    for key in ("dims", "enc_blocks", "dec_blocks", "block_types", "cwp_levels"):
+        value = getattr(c, key)
+        if value is None and key in ("block_types", "cwp_levels"):
+            continue
+        if not isinstance(value, (list, tuple)) or len(value) > MAX_LEVELS:
+            raise ValueError(f"config '{c.name}': {key} must be a list of at most {MAX_LEVELS} items (one per "
+                             f"level); got {value!r}")
+        if key == "block_types":
+            if not all(v in BLOCK_TYPES for v in value):
+                raise ValueError(f"config '{c.name}': block_types needs one of {BLOCK_TYPES} per level; got {value!r}")
+        elif key == "cwp_levels":
+            if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+                raise ValueError(f"config '{c.name}': cwp_levels must be level indices; got {value!r}")
+        else:
+            for v in value:
+                _check_number(c.name, key, v, integer=True, label=f"each of {key}")
+    for key in ("head_dim", "window", "ssm_state", "ssm_chunk", "density_level", "density_refine",
+                "density_refine_blocks"):
+        _check_number(c.name, key, getattr(c, key), integer=True)
+    for key in ("mlp_ratio", "sar_hidden_ratio"):
+        _check_number(c.name, key, getattr(c, key), integer=False)
+    if not isinstance(c.channels_last, bool):
+        raise ValueError(f"config '{c.name}': channels_last must be true or false; got {c.channels_last!r}")
+    if c.dims and int(min(c.dims) * c.mlp_ratio) < 1:
+        raise ValueError(f"config '{c.name}': mlp_ratio {c.mlp_ratio} leaves no hidden channels at {min(c.dims)} "
+                         f"channels; raise it")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,6 +86,7 @@ class RestorerConfig:
     sar_hidden_ratio: float = 1.0          # width of the SAR residual branch, relative to dim
 
     def __post_init__(self):
+        _check_types(self)
         object.__setattr__(self, "dims", list(self.dims))
         object.__setattr__(self, "enc_blocks", list(self.enc_blocks))
         object.__setattr__(self, "dec_blocks", list(self.dec_blocks))
@@ -50,8 +99,7 @@ class RestorerConfig:
                 f"config '{self.name}': need >= 2 levels, len(enc_blocks) == len(dims) and "
                 f"len(dec_blocks) == len(dims) - 1; got dims={self.dims}, "
                 f"enc_blocks={self.enc_blocks}, dec_blocks={self.dec_blocks}")
-        if self.block_types is not None and (len(self.block_types) != levels
-                                             or set(self.block_types) - set(BLOCK_TYPES)):
+        if self.block_types is not None and len(self.block_types) != levels:
             raise ValueError(f"config '{self.name}': block_types needs one of {BLOCK_TYPES} per level "
                              f"({levels}); got {self.block_types}")
         if self.cwp_levels is not None and any(not 0 <= i < levels for i in self.cwp_levels):
@@ -64,9 +112,9 @@ class RestorerConfig:
             raise ValueError(f"config '{self.name}': dims {bad} are not multiples of head_dim={self.head_dim}")
         if not 0 <= self.density_level < levels:
             raise ValueError(f"config '{self.name}': density_level must be in [0, {levels - 1}]")
-        if self.density_refine < 0 or self.density_refine_blocks < 0:
-            raise ValueError(f"config '{self.name}': density_refine and density_refine_blocks must be >= 0; "
-                             f"got {self.density_refine}, {self.density_refine_blocks}")
+        if self.stride > MAX_STRIDE:
+            raise ValueError(f"config '{self.name}': stride {self.stride} (window x 2^level at window-attention "
+                             f"levels, 2^(levels - 1)) is over {MAX_STRIDE}; use a smaller window or fewer levels")
 
     @property
     def levels(self) -> int:
@@ -90,6 +138,8 @@ class RestorerConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "RestorerConfig":
+        if not isinstance(d, dict):
+            raise ValueError(f"a restorer config must be a JSON object; got {type(d).__name__}")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -98,7 +148,11 @@ class RestorerConfig:
 
     @classmethod
     def from_json(cls, text: str) -> "RestorerConfig":
-        return cls.from_dict(json.loads(text))
+        try:
+            d = json.loads(text)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"the restorer config is not valid JSON ({e})") from None
+        return cls.from_dict(d)
 
 
 def list_configs() -> List[str]:
@@ -114,4 +168,7 @@ def load_config(name_or_path: str) -> RestorerConfig:
         raise FileNotFoundError(
             f"restorer config '{name_or_path}' not found; known variants: {', '.join(list_configs())}, "
             f"or give the path of a JSON file")
-    return RestorerConfig.from_json(path.read_text())
+    try:
+        return RestorerConfig.from_json(path.read_text())
+    except ValueError as e:
+        raise ValueError(f"{path}: {e}; fix the file or start from one in {CONFIG_DIR}") from None

@@ -1,7 +1,10 @@
 """Save and load the restorer as `.safetensors`, config in the file's metadata, strictly.
 
 A file alone rebuilds its network: metadata["config"] is the RestorerConfig JSON. Loading is
-strict; a mismatch raises WeightsError listing the missing and unexpected keys.
+strict; a mismatch raises WeightsError listing the missing and unexpected keys. Metadata is
+untrusted: the config is validated (types and ranges) and the network is first built on the meta
+device and matched against the file's tensor names and shapes, so no memory is spent on a file
+that does not fit.
 """
 import json
 from pathlib import Path
@@ -51,7 +54,11 @@ def read_config(path) -> RestorerConfig:
         raise WeightsError(
             f"{path} is a .safetensors file but not weather-restorer weights (no 'config' in its metadata); "
             f"choose a file written by `python weather.py export` or bundled with the pack")
-    return RestorerConfig.from_json(meta["config"])
+    try:
+        return RestorerConfig.from_json(meta["config"])
+    except ValueError as e:                                     # names the field and the value
+        raise WeightsError(f"{path}: bad restorer config in its metadata: {e}; the file is damaged or not "
+                           f"written by this pack; download it again or re-export it") from None
 
 
 def in_modules(name: str, modules) -> bool:
@@ -59,26 +66,40 @@ def in_modules(name: str, modules) -> bool:
     return any(name.startswith(m + ".") for m in modules)
 
 
-def load_state_strict(model: torch.nn.Module, state: dict, source, new_modules=()) -> None:
-    """Load every key strictly; keys under `new_modules` (name prefixes, modules added on top of the
-    file's network and trained from their own initialisation) may be absent from the file."""
-    expected, given = set(model.state_dict()), set(state)
-    missing = sorted(k for k in expected - given if not in_modules(k, new_modules))
-    unexpected = sorted(given - expected)
+def check_fits(expected: dict, given: dict, source, new_modules=()) -> None:
+    """WeightsError unless `given` {key: shape} has every key and shape of `expected` and no other
+    key; keys under `new_modules` (name prefixes, modules added on top of the file's network and
+    trained from their own initialisation) may be absent."""
+    missing = sorted(k for k in set(expected) - set(given) if not in_modules(k, new_modules))
+    unexpected = sorted(set(given) - set(expected))
     if missing or unexpected:
         raise WeightsError(
             f"{source} does not fit the network: {len(missing)} missing keys {missing[:8]}, "
             f"{len(unexpected)} unexpected keys {unexpected[:8]}; the file was made for another config")
-    try:
-        model.load_state_dict({**model.state_dict(), **state}, strict=True)
-    except RuntimeError as e:                                   # shape mismatches
-        raise WeightsError(f"{source} does not fit the network: {e}") from e
+    shapes = [f"{k} {tuple(given[k])} (network {tuple(expected[k])})" for k in sorted(given)
+              if tuple(given[k]) != tuple(expected[k])]
+    if shapes:
+        raise WeightsError(f"{source} does not fit the network: {len(shapes)} tensors of another shape, "
+                           f"{shapes[:4]}; the file was made for another config")
+
+
+def load_state_strict(model: torch.nn.Module, state: dict, source, new_modules=()) -> None:
+    """Load every key strictly (`check_fits`), then the weights."""
+    if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
+        raise WeightsError(f"{source} holds no state dict of tensors; choose a checkpoint or weights file of this pack")
+    own = model.state_dict()
+    check_fits({k: v.shape for k, v in own.items()}, {k: v.shape for k, v in state.items()}, source, new_modules)
+    model.load_state_dict({**own, **state}, strict=True)
 
 
 def load_restorer(path, device=None, dtype: Optional[torch.dtype] = None) -> WeatherRestorer:
     """Rebuild the network from the file's config and load its weights strictly (eval mode)."""
     cfg = read_config(path)
     try:
+        with safe_open(str(path), framework="pt") as f:         # names and shapes only, no tensor data
+            shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}
+        blueprint = WeatherRestorer(cfg, device="meta")         # allocates nothing
+        check_fits({k: v.shape for k, v in blueprint.state_dict().items()}, shapes, path)
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path} is corrupt ({e}); download or copy it again") from e

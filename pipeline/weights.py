@@ -78,7 +78,7 @@ def resolve_weights(choice: str, find_user_file: Callable[[str], Optional[str]],
                 f"weights '{choice}' not found in {search_dirs or ['ComfyUI/models/weather']}; put the file "
                 f"there (or list its folder under 'weather:' in extra_model_paths.yaml) and refresh")
         return Path(found), None
-    path = manifest.bundled_path(entry)
+    path = manifest.bundled_path(entry, manifest_path)
     if not path.is_file():
         raise WeightsError(
             f"bundled weights '{entry['id']}' are missing at {path}; reinstall the pack (if it was cloned "

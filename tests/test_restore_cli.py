@@ -333,7 +333,7 @@ def _restorer_entry(weights, id_: str, **extra) -> dict:
 def test_default_entry_is_verified_before_loading(tmp_path, weights):
     good = _restorer_entry(weights, "good", default=True)
     other = dict(good, id="other", default=False)
-    m = tmp_path / "manifest.json"
+    m = weights.parent / "manifest_default_entry.json"          # a bundled path lies inside the manifest's folder
     m.write_text(json.dumps({"schema": 1, "weights": [other, good]}))
     model, choice = model_loading.load_model(None, "cpu", "fp32", m)
     assert choice.entry["id"] == "good" and model.cfg.name == "tiny"

@@ -60,6 +60,8 @@ def load_checkpoint(path, map_location="cpu") -> dict:
     except Exception as e:  # noqa: BLE001 - any unpickling failure means a bad file
         raise RuntimeError(f"checkpoint {path} is unreadable ({e}); resume from another checkpoint "
                            f"or start again") from e
+    if not isinstance(ckpt, dict):
+        raise RuntimeError(f"{path} is not a training checkpoint of this pack (it holds a {type(ckpt).__name__})")
     missing = [k for k in ("model", "ema", "optimizer", "scheduler", "step", "rng", "config") if k not in ckpt]
     if missing:
         raise RuntimeError(f"{path} is not a training checkpoint of this pack (missing {missing})")

@@ -14,7 +14,7 @@ from typing import Dict, Optional
 from ..hub.manifest import MANIFEST_PATH, PACK_ROOT, sha256_file
 from ..models import WeatherRestorer
 from ..models.config import RestorerConfig
-from ..models.weights_io import load_state_strict, save_restorer
+from ..models.weights_io import WeightsError, load_state_strict, save_restorer
 from .checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -27,9 +27,16 @@ DEFAULT_NOTES = ("Trained by this pack on weather synthesized over research-lice
 def model_from_checkpoint(path, ema: bool = True):
     """(WeatherRestorer in eval mode with the checkpoint's EMA or raw weights, the checkpoint dict)."""
     ck = load_checkpoint(path)
-    cfg = RestorerConfig.from_json(ck["model_config"])
+    try:
+        cfg = RestorerConfig.from_json(ck.get("model_config", "null"))
+    except ValueError as e:
+        raise WeightsError(f"{path}: no valid model_config in the checkpoint ({e}); export a checkpoint "
+                           f"written by `python weather.py train`") from None
+    state = ck["model"]
+    if ema:
+        state = ck["ema"].get("model") if isinstance(ck["ema"], dict) else None
     model = WeatherRestorer(cfg)
-    load_state_strict(model, ck["ema"]["model"] if ema else ck["model"], f"{path} ({'EMA' if ema else 'raw'} weights)")
+    load_state_strict(model, state, f"{path} ({'EMA' if ema else 'raw'} weights)")
     return model.eval(), ck
 
 
