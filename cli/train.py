@@ -61,11 +61,15 @@ def _train(cfg, args, world: int) -> int:
         raise SystemExit(f"train: --resume but {last} does not exist; start without --resume")
     if not args.resume and last.is_file():
         raise SystemExit(f"train: {last} exists: add --resume to continue it, or choose another --out")
-    trainer = Trainer(cfg, args.out, device=args.device, show_progress=not args.no_progress)
-    log.info("train config %s on %s (%d process%s, %d threads): %s", cfg.name, trainer.device, world,
-             "es" if world > 1 else "", torch.get_num_threads(), cfg.to_dict())
-    if args.resume:
-        trainer.resume(steps=args.steps)
+    from ..models.weights_io import WeightsError
+    try:                                       # bad init weights or checkpoint: a message, not a traceback
+        trainer = Trainer(cfg, args.out, device=args.device, show_progress=not args.no_progress)
+        log.info("train config %s on %s (%d process%s, %d threads): %s", cfg.name, trainer.device, world,
+                 "es" if world > 1 else "", torch.get_num_threads(), cfg.to_dict())
+        if args.resume:
+            trainer.resume(steps=args.steps)
+    except WeightsError as e:
+        raise SystemExit(f"train: {e}") from None
     try:
         stats = trainer.fit(args.stop_at)
     finally:

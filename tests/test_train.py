@@ -109,6 +109,20 @@ def test_pluggable_srd_teachers(tmp_path, teacher):
         assert torch.isfinite(parts["srd"]) and parts["srd"] > 0
 
 
+def test_resume_from_a_checkpoint_with_missing_weights_names_the_file_and_keys(tmp_path):
+    from weather_restore.models.weights_io import WeightsError
+    tr = Trainer(tiny_train_config(steps=2), tmp_path, dataset=FakeWeather(), show_progress=False)
+    tr.fit()
+    ck = load_checkpoint(tmp_path / "last.pt")
+    lost = sorted(ck["model"])[0]
+    del ck["model"][lost]
+    torch.save(ck, tmp_path / "last.pt")
+    again = Trainer(tiny_train_config(steps=2), tmp_path, dataset=FakeWeather(), show_progress=False)
+    with pytest.raises(WeightsError, match="last.pt") as e:
+        again.resume()
+    assert lost in str(e.value)
+
+
 def test_a_stop_signal_checkpoints_and_resumes(tmp_path):
     """SIGTERM / Ctrl-C: the step in flight finishes, a checkpoint is written, the run resumes there."""
     import os

@@ -51,3 +51,18 @@ def test_train_refuses_bad_input(tmp_path):
     ok.write_text(json.dumps({"model": "tiny"}))
     with pytest.raises(SystemExit, match="does not exist"):
         main(["train", "--config", str(ok), "--out", str(tmp_path / "r"), "--resume"])
+
+
+def test_resume_from_a_damaged_checkpoint_is_a_message_naming_file_and_key(tmp_path):
+    cfg = tmp_path / "t.json"
+    cfg.write_text(json.dumps({"model": "tiny", "crop": 32, "batch": 2, "steps": 2, "warmup": 1, "threads": 1,
+                               "ckpt_every_steps": 100}))
+    base = ["train", "--config", str(cfg), "--out", str(tmp_path / "run"), "--no-progress"]
+    assert main(base + ["--stop-at", "1"]) == 0
+    ck = load_checkpoint(tmp_path / "run" / "last.pt")
+    lost = sorted(ck["model"])[-1]
+    del ck["model"][lost]
+    torch.save(ck, tmp_path / "run" / "last.pt")
+    with pytest.raises(SystemExit, match=r"train: .*last\.pt") as e:
+        main(base + ["--resume"])
+    assert lost in str(e.value)

@@ -197,7 +197,7 @@ class Trainer:
         if ck["data"].get("world", 1) != self.world:
             log.warning("%s was written with %d processes, resuming with %d: the data order changes",
                         path, ck["data"].get("world", 1), self.world)
-        self.model.load_state_dict(ck["model"], strict=True)
+        load_state_strict(self.model, ck["model"], path)          # names the file and the keys that do not fit
         self.ema.load_state_dict(ck["ema"])
         self.opt.load_state_dict(ck["optimizer"])
         self.sched.load_state_dict(ck["scheduler"])
