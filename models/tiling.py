@@ -4,8 +4,9 @@
               ANALYSIS_SIZE whatever the restoring tile: the prior from a copy whose longest side is
               at most ANALYSIS_SIZE, D at full resolution in ANALYSIS_SIZE tiles (so a smaller tile,
               e.g. after out-of-memory, restores with the same signals)
-    tiles     plan_tiles(H, W, tile, overlap): overlapping windows that cover every pixel, starts
-              aligned to the network stride where possible (same window grid as the whole image)
+    tiles     plan_tiles(H, W, tile, overlap): overlapping windows of at most `tile` pixels that cover
+              every pixel, as few as possible and no longer than needed (balanced), starts aligned
+              to the network stride where possible (same window grid as the whole image)
     blend     out = sum_t w_t * model(x_t, p, D_t) / sum_t w_t, w_t a raised-cosine ramp over the
               `overlap` pixels of each side that meets another tile (1 inside, never 0)
 
@@ -27,7 +28,22 @@ ANALYSIS_SIZE = 512                             # the one size the learned signa
 
 def _axis_spans(size: int, tile: int, overlap: int, align: int) -> List[Tuple[int, int]]:
     """Spans [s, e) of at most `tile` pixels covering [0, size), neighbours overlapping >= `overlap`;
-    starts are multiples of `align` where possible."""
+    starts are multiples of `align` where possible. Of full-size tiles and balanced ones (as few
+    tiles, each as short as covering allows, rounded up to `align`), the plan with less padded work
+    wins: 1155 px in 512 px tiles costs 3 x 448 px instead of 3 x 512 px at the network's stride 64."""
+    if size <= tile:
+        return [(0, size)]
+    n = -(-(size - overlap) // (tile - overlap))                # fewest tiles that can cover
+    short = min(tile, -(-(-(-(size + (n - 1) * overlap) // n)) // align) * align)
+    plans = [_spans_of(size, t, overlap, align) for t in dict.fromkeys((short, tile))]
+
+    def padded_work(spans):
+        return sum(-(-(e - s) // align) * align for s, e in spans)
+    return min(plans, key=padded_work)
+
+
+def _spans_of(size: int, tile: int, overlap: int, align: int) -> List[Tuple[int, int]]:
+    """Spans of `tile` pixels (the last may be shorter) at aligned steps; see _axis_spans."""
     if size <= tile:
         return [(0, size)]
     if tile - overlap < align:                  # alignment would leave gaps: give it up

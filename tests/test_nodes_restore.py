@@ -238,10 +238,10 @@ def test_oom_while_analysing_the_whole_image_for_a_region_also_shrinks():
     class Analysing(LocalModel):
         n = 0
 
-        def predict_signals(self, x):                           # the prior's copy fits, the first 512-px density tile not
+        def predict_signals(self, x):                           # the prior's copy fits, the first density tile not
             self.n += 1
             if self.n == 2:
-                assert max(x.shape[-2:]) == 512
+                assert max(x.shape[-2:]) == 336                     # 600 px in two balanced tiles of <= 512 px
                 self.ooms += 1
                 raise torch.OutOfMemoryError("fake")
             return super().predict_signals(x)

@@ -12,7 +12,7 @@ from weather_restore.models.tiling import ANALYSIS_SIZE, global_signals, plan_ti
 @pytest.mark.parametrize("H, W, tile, overlap, align", [
     (1, 1, 64, 16, 8), (64, 64, 64, 16, 8), (65, 64, 64, 16, 8), (150, 190, 64, 16, 8),
     (1000, 333, 128, 32, 32), (97, 301, 40, 10, 8), (50, 50, 10, 9, 8), (31, 17, 5, 0, 1),
-    (2160, 3840, 512, 64, 32)])
+    (2160, 3840, 512, 64, 32), (866, 1155, 512, 64, 64), (1080, 1920, 512, 64, 64), (600, 700, 512, 64, 8)])
 def test_plan_tiles_covers_every_pixel_within_bounds(H, W, tile, overlap, align):
     tiles = plan_tiles(H, W, tile, overlap, align)
     count = torch.zeros(H, W, dtype=torch.int32)
@@ -31,6 +31,20 @@ def test_plan_tiles_covers_every_pixel_within_bounds(H, W, tile, overlap, align)
         aligned = [s for s, _ in spans[:-1] if s % align]
         if tile - overlap >= align:
             assert aligned == []                                   # all but the last start on the grid
+
+
+def padded_work(tiles, align):
+    up = lambda n: -(-n // align) * align                       # the network pads each tile to its stride
+    return sum(up(y1 - y0) * up(x1 - x0) for y0, y1, x0, x1 in tiles)
+
+
+@pytest.mark.parametrize("H, W, full_size_work", [(866, 1155, 1024 * 1536), (1080, 1920, 1536 * 2560),
+                                                  (600, 700, 1024 * 1024)])
+def test_balanced_tiles_cost_less_than_full_size_ones(H, W, full_size_work):
+    """As many tiles as full-size ones need, but shorter: 1155 px costs 3 x 448 px, not 3 x 512 px."""
+    tiles = plan_tiles(H, W, 512, 64, align=64)
+    assert padded_work(tiles, 64) <= 0.88 * full_size_work
+    assert max(max(y1 - y0, x1 - x0) for y0, y1, x0, x1 in tiles) <= 512
 
 
 def test_plan_tiles_counts_and_errors():
