@@ -116,7 +116,7 @@ def test_every_shipped_config_and_bundled_weights_file_validates():
     for name in names:
         WeatherRestorer(load_config(name), device="meta")
     bundled = [e for e in manifest.entries("restorer") if e.get("path")]
-    assert {"weather-s-v1", "weather-s-v2", "weather-s-v3", "weather-m-v4-preview"} <= {e["id"] for e in bundled}
+    assert {"weather-s-v1", "weather-s-v2", "weather-s-v3", "weather-m-v4-preview", "weather-m-v4"} <= {e["id"] for e in bundled}
     for e in bundled:
         path = manifest.bundled_path(e)
         manifest.verify_file(path, e)
