@@ -14,7 +14,10 @@ def test_m_and_m_gpu_resolve():
     m, gpu, cont = load_train_config("m"), load_train_config("m_gpu"), load_train_config("m_cont")
     assert (m.model, m.synth, m.batch, m.crop) == ("m", "numpy", 8, 128)
     assert (gpu.model, gpu.synth, gpu.amp) == ("m", "torch", "auto")      # bf16 autocast where CUDA has it
-    assert gpu.init_weights == cont.init_weights == "weights/weather_m_v4_preview.safetensors"   # continue v4
+    assert cont.init_weights == "weights/weather_m_v4_preview.safetensors"   # how weather-m-v4 was made
+    haze = load_train_config("m_haze")                                      # the next stages continue v4
+    assert gpu.init_weights == haze.init_weights == "weights/weather_m_v4.safetensors"
+    assert haze.recipe_weights["haze"] > cont.recipe_weights["haze"]        # gives haze its share back
     assert gpu.loss == m.loss and gpu.loss["gt_signal_prob"] == 0.25        # the same losses as the CPU stage
     assert all(r.startswith(".devdata/") for r in gpu.data_roots)         # the photos carried to the device
     assert cont.ema_warmup is False and cont.warmup == 50
