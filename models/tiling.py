@@ -33,13 +33,14 @@ def _axis_spans(size: int, tile: int, overlap: int, align: int) -> List[Tuple[in
     wins: 1155 px in 512 px tiles costs 3 x 448 px instead of 3 x 512 px at the network's stride 64."""
     if size <= tile:
         return [(0, size)]
-    n = -(-(size - overlap) // (tile - overlap))                # fewest tiles that can cover
-    short = min(tile, -(-(-(-(size + (n - 1) * overlap) // n)) // align) * align)
+    n = _ceil_div(size - overlap, tile - overlap)               # fewest tiles that can cover
+    short = min(tile, _ceil_div(_ceil_div(size + (n - 1) * overlap, n), align) * align)
     plans = [_spans_of(size, t, overlap, align) for t in dict.fromkeys((short, tile))]
+    return min(plans, key=lambda spans: sum(_ceil_div(e - s, align) * align for s, e in spans))
 
-    def padded_work(spans):
-        return sum(-(-(e - s) // align) * align for s, e in spans)
-    return min(plans, key=padded_work)
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
 
 
 def _spans_of(size: int, tile: int, overlap: int, align: int) -> List[Tuple[int, int]]:
@@ -50,7 +51,7 @@ def _spans_of(size: int, tile: int, overlap: int, align: int) -> List[Tuple[int,
         align = 1
     step = (tile - overlap) // align * align    # 1 <= step <= tile - overlap
     starts = list(range(0, size - tile, step))  # every start with start + tile < size
-    last = -(-(size - tile) // align) * align   # aligned start whose tile reaches the end
+    last = _ceil_div(size - tile, align) * align  # aligned start whose tile reaches the end
     if last > starts[-1] + tile - overlap:      # too little overlap with its neighbour: unalign it
         last = size - tile
     starts.append(last)

@@ -104,5 +104,5 @@ def load_restorer(path, device=None, dtype: Optional[torch.dtype] = None) -> Wea
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path} is corrupt ({e}); download or copy it again") from e
     model = WeatherRestorer(cfg)
-    load_state_strict(model, state, path)
+    model.load_state_dict(state, strict=True)                  # keys and shapes were checked on the blueprint
     return model.to(device=device, dtype=dtype).eval()
