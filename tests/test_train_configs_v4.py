@@ -37,3 +37,29 @@ def test_m_network_trains_with_the_torch_synthesizer_on_cpu(tmp_path):
     tr.fit()
     moved = [k for k, v in tr.model.state_dict().items() if not torch.equal(v, before[k])]
     assert tr.step == 2 and any(k.startswith("body.3.") for k in moved) and any(k.startswith("decoder.2.") for k in moved)
+
+
+def test_the_prior_scale_and_nlcl_stages_resolve():
+    """m_prior_scale retrains only the prior head, on crops the size of the analysis image (the head
+    judges the whole photo at up to ANALYSIS_SIZE, not the 128 px crops the full stages use); m_nlcl then
+    trains everything else, with that head frozen, on real rain beside the synthetic pairs."""
+    from weather_restore.models.restorer import WeatherRestorer
+    from weather_restore.models.config import load_config
+    from weather_restore.models.tiling import ANALYSIS_SIZE
+    prior, nlcl = load_train_config("m_prior_scale"), load_train_config("m_nlcl")
+    assert (prior.stage, prior.trainable, prior.loss["density"]) == ("signals", ["prior_head"], 0.0)
+    assert 0.5 * ANALYSIS_SIZE <= prior.crop <= ANALYSIS_SIZE and prior.init_weights == "weights/weather_m_v4_1.safetensors"
+    assert nlcl.init_weights == "runs/m_prior_scale/last.pt" and nlcl.nlcl["enabled"]
+    assert nlcl.nlcl["lowpass_weight"] > 0 and nlcl.loss["gt_signal_prob"] == 0.5
+    children = {n for n, _ in WeatherRestorer(load_config("m"), device="meta").named_children()}
+    assert set(nlcl.trainable) == children - {"prior_head"}              # nothing else is left frozen
+
+
+def test_a_signals_stage_with_trainable_prior_head_moves_only_that_head(tmp_path):
+    cfg = train_helpers.tiny_train_config(stage="signals", trainable=["prior_head"], steps=2,
+                                          loss={"prior": 1.0, "density": 0.0, "quality": 0.0})
+    tr = Trainer(cfg, tmp_path / "run", dataset=train_helpers.FakeWeather(), show_progress=False)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.fit()
+    moved = {k.split(".")[0] for k, v in tr.model.state_dict().items() if not torch.equal(v, before[k])}
+    assert moved == {"prior_head"}

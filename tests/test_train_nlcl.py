@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from weather_restore.training.nlcl import info_nce, nlcl_loss, self_similar_positives
+from weather_restore.training.nlcl import info_nce, lowpass_fidelity, nlcl_loss, self_similar_positives
 from weather_restore.training.real_rain import RealRainCrops
 from weather_restore.training.train_config import DEFAULT_NLCL
 from weather_restore.training.trainer import Trainer
@@ -54,6 +54,21 @@ def test_nlcl_loss_trains_the_output_not_the_frozen_encoder(tiny_model):
     assert again.item() == loss.item()                            # seeded sampling
 
 
+def test_lowpass_fidelity_sees_a_colour_cast_not_thin_streaks():
+    rainy = torch.rand(1, 3, 32, 32) * 0.8
+    assert lowpass_fidelity(rainy, rainy, 16).item() == 0
+    darker = rainy - 2 / 255                                           # a 2-level brightness shift
+    assert abs(lowpass_fidelity(rainy, darker, 16).item() - 2 / 255) < 1e-6
+    streaks = rainy.clone()
+    streaks[..., :, ::8] += 0.2                                        # one-pixel streaks, 1 column in 8
+    # removing them moves each 16x16 block's mean by 0.2/8: a tenth of the cost of the same change everywhere
+    removed = lowpass_fidelity(streaks, rainy, 16).item()
+    assert abs(removed - 0.2 / 8) < 1e-6
+    assert removed < 0.2 * 0.2
+    with pytest.raises(ValueError, match="lowpass_block"):
+        lowpass_fidelity(rainy, rainy, 64)
+
+
 def test_real_rain_crops_are_seeded_and_padded():
     imgs = [torch.randint(0, 256, (3, 40, 50), dtype=torch.uint8), torch.randint(0, 256, (3, 20, 20), dtype=torch.uint8)]
     crops = RealRainCrops(crop=24, seed=3, images=imgs)
@@ -71,7 +86,23 @@ def test_trainer_with_the_nlcl_stage(tmp_path):
                  show_progress=False)
     stats = tr.fit()
     assert stats["nlcl"] > 0 and math.isfinite(stats["total"])
+    assert "lowpass" not in stats                                      # off unless weighted
     assert tr.step == 2
+
+
+def test_nlcl_stage_adds_the_weighted_lowpass_term(tmp_path):
+    imgs = [torch.randint(0, 256, (3, 48, 48), dtype=torch.uint8) for _ in range(3)]
+    nlcl = {"enabled": True, "crop": 32, "batch": 2, "patch": 4, "window": 8, "anchors": 8, "negatives": 4,
+            "lowpass_weight": 2.0, "lowpass_block": 8}
+    cfg = _helpers.tiny_train_config(steps=1, nlcl=nlcl)
+    tr = Trainer(cfg, tmp_path, dataset=_helpers.FakeWeather(), real_crops=RealRainCrops(crop=32, images=imgs),
+                 show_progress=False)
+    real = tr.nlcl.batch(0, tr.device)
+    restored = real * 0.9
+    parts = tr.nlcl.loss(real, restored, tr.model, tr.ema.model, 0)
+    assert set(parts) == {"nlcl", "lowpass"}
+    assert abs(parts["lowpass"].item() - 2.0 * lowpass_fidelity(real, restored, 8).item()) < 1e-6
+    assert parts["lowpass"].item() > 0
 
 
 @pytest.mark.data

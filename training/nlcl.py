@@ -78,6 +78,15 @@ def nlcl_loss(encoder: WeatherRestorer, rainy: torch.Tensor, restored: torch.Ten
     return info_nce(q, kp, kn, float(opts["temperature"]))
 
 
+def lowpass_fidelity(rainy: torch.Tensor, restored: torch.Tensor, block: int) -> torch.Tensor:
+    """Mean L1 between the block x block means of real rainy crops and of their restorations.
+    Streaks are thin, so removing them moves a block's mean by little; what this term stops is
+    the whole photo turning darker or tinted (a shift every block shares), which NLCL does not see."""
+    if min(rainy.shape[-2:]) < block:
+        raise ValueError(f"nlcl.lowpass_block={block} is larger than nlcl.crop={tuple(rainy.shape[-2:])}")
+    return (F.avg_pool2d(restored, block) - F.avg_pool2d(rainy, block)).abs().mean()
+
+
 def info_nce(q: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, temperature: float) -> torch.Tensor:
     """q (N, A, C), pos (N, A, k, C), neg (N, A, M, C), unit vectors -> mean over anchors of
     -log(sum_pos e^{q.k/t} / (sum_pos e^{q.k/t} + sum_neg e^{q.k/t}))."""
@@ -99,6 +108,12 @@ class NLCLStage:
         return self.crops.batch_at(step, int(self.opts["batch"]), self.rank).to(device)
 
     def loss(self, rainy: torch.Tensor, restored: torch.Tensor, student: WeatherRestorer,
-             ema: WeatherRestorer, step: int) -> torch.Tensor:
+             ema: WeatherRestorer, step: int) -> dict:
+        """The stage's weighted losses on real rain: {"nlcl": ...} and, when weighted, {"lowpass": ...}."""
         encoder = ema if self.opts.get("encoder", "ema") == "ema" else student
-        return nlcl_loss(encoder, rainy, restored, self.opts, generator_for(self.seed, step, self.rank, 6))
+        parts = {"nlcl": float(self.opts["weight"]) * nlcl_loss(
+            encoder, rainy, restored, self.opts, generator_for(self.seed, step, self.rank, 6))}
+        if self.opts["lowpass_weight"]:
+            parts["lowpass"] = float(self.opts["lowpass_weight"]) * lowpass_fidelity(
+                rainy, restored, int(self.opts["lowpass_block"]))
+        return parts

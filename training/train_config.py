@@ -53,6 +53,8 @@ DEFAULT_NLCL = {
     "temperature": 0.1,
     "level": 0,              # SAR encoder level whose features embed the patches
     "encoder": "ema",        # embed with the EMA encoder (frozen) or the student's own ("shared")
+    "lowpass_weight": 0.0,   # L1 between block means of the real crop and its restoration (no colour cast)
+    "lowpass_block": 16,     # side (pixels) of those blocks
 }
 DEFAULT_EVAL = {"folder": None, "every_steps": 0, "tile": 256, "max_images": 0}
 

@@ -277,9 +277,9 @@ class Trainer:
                 parts["srd_feature"] = w["srd_feature"] * L.feature_distill_loss(out["sar_features"], tf)
         total = parts["image"] + sum(v for k, v in parts.items() if k not in terms and k != "image")
         if self.nlcl is not None:
-            nl = self.nlcl.loss(real, out["real_image"], self.model, self.ema.model, step)
-            parts["nlcl"] = nl
-            total = self.cfg.nlcl["paired_weight"] * total + self.cfg.nlcl["weight"] * nl
+            real_parts = self.nlcl.loss(real, out["real_image"], self.model, self.ema.model, step)
+            parts.update(real_parts)
+            total = self.cfg.nlcl["paired_weight"] * total + sum(real_parts.values())
         parts["total"] = total
         return parts
 
