@@ -32,7 +32,7 @@ def _check_types(c: "RestorerConfig") -> None:
     """Types and ranges of every field, before anything is built from them."""
     if not isinstance(c.name, str):
         raise ValueError(f"config {c.name!r}: name must be a string")
-    for key in ("dims", "enc_blocks", "dec_blocks", "block_types", "cwp_levels"):
+    for key in ("dims", "enc_blocks", "dec_blocks", "block_types", "cwp_levels", "prior_extra_levels"):
         value = getattr(c, key)
         if value is None and key in ("block_types", "cwp_levels"):
             continue
@@ -42,7 +42,7 @@ def _check_types(c: "RestorerConfig") -> None:
         if key == "block_types":
             if not all(v in BLOCK_TYPES for v in value):
                 raise ValueError(f"config '{c.name}': block_types needs one of {BLOCK_TYPES} per level; got {value!r}")
-        elif key == "cwp_levels":
+        elif key in ("cwp_levels", "prior_extra_levels"):
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
                 raise ValueError(f"config '{c.name}': cwp_levels must be level indices; got {value!r}")
         else:
@@ -83,6 +83,10 @@ class RestorerConfig:
     density_level: int = 1                 # encoder level whose features feed the density head
     density_refine: int = 0                # channels of the full-resolution density refiner (0 = none)
     density_refine_blocks: int = 2         # its dilated residual blocks (dilations 1, 2, 4, ...)
+    # encoder levels pooled into the prior head besides the bottleneck: 1-3 px rain streaks and drops
+    # are clear at full resolution and faint at 1/8, where a bottleneck-only head (v1-v4.1) reads
+    # their severity at about half its label. Empty = bottleneck only.
+    prior_extra_levels: List[int] = ()
     sar_hidden_ratio: float = 1.0          # width of the SAR residual branch, relative to dim
 
     def __post_init__(self):
@@ -90,7 +94,7 @@ class RestorerConfig:
         object.__setattr__(self, "dims", list(self.dims))
         object.__setattr__(self, "enc_blocks", list(self.enc_blocks))
         object.__setattr__(self, "dec_blocks", list(self.dec_blocks))
-        for key in ("block_types", "cwp_levels"):
+        for key in ("block_types", "cwp_levels", "prior_extra_levels"):
             if getattr(self, key) is not None:
                 object.__setattr__(self, key, list(getattr(self, key)))
         levels = len(self.dims)
@@ -110,6 +114,11 @@ class RestorerConfig:
                if d % self.head_dim and (self.block_type(i) == "dual" or self.has_cwp(i))]
         if bad:
             raise ValueError(f"config '{self.name}': dims {bad} are not multiples of head_dim={self.head_dim}")
+        if any(not 0 <= i < levels - 1 for i in self.prior_extra_levels) or \
+                len(set(self.prior_extra_levels)) != len(self.prior_extra_levels):
+            raise ValueError(f"config '{self.name}': prior_extra_levels must be distinct level indices in "
+                             f"[0, {levels - 2}] (the bottleneck {levels - 1} always feeds the prior head); "
+                             f"got {self.prior_extra_levels}")
         if not 0 <= self.density_level < levels:
             raise ValueError(f"config '{self.name}': density_level must be in [0, {levels - 1}]")
         if self.stride > MAX_STRIDE:

@@ -16,15 +16,29 @@ def _pooled(f: torch.Tensor) -> torch.Tensor:
 
 
 class PriorHead(nn.Module):
-    """Bottleneck features -> weather prior p (B, K) in [0, 1]."""
+    """Bottleneck features (and optionally finer levels') -> weather prior p (B, K) in [0, 1].
 
-    def __init__(self, dim: int, device=None, dtype=None):
+    `extra_dims` are the channels of finer encoder levels whose pooled features add a correction to
+    the bottleneck's logits (the `extra` MLP, zero at initialisation, so a head trained without it
+    predicts the same until the correction is trained)."""
+
+    def __init__(self, dim: int, extra_dims=(), device=None, dtype=None):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
         self.mlp = nn.Sequential(nn.Linear(2 * dim, dim, **kw), nn.GELU(), nn.Linear(dim, len(WEATHER_TYPES), **kw))
+        self.extra = None
+        if extra_dims:
+            fine = 2 * sum(extra_dims)
+            self.extra = nn.Sequential(nn.Linear(fine, fine, **kw), nn.GELU(), nn.Linear(fine, len(WEATHER_TYPES), **kw))
+            with torch.no_grad():
+                self.extra[-1].weight.zero_()
+                self.extra[-1].bias.zero_()
 
-    def forward(self, f):
-        return self.mlp(_pooled(f))                               # logits; sigmoid gives p
+    def forward(self, f, extra=()):
+        logits = self.mlp(_pooled(f))                             # logits; sigmoid gives p
+        if self.extra is not None:
+            logits = logits + self.extra(torch.cat([_pooled(e) for e in extra], dim=1))
+        return logits
 
 
 class QualityHead(nn.Module):

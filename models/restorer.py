@@ -64,7 +64,7 @@ class WeatherRestorer(nn.Module):
         self.shallow = nn.Conv2d(3, dims[0], 3, padding=1, **kw)
         self.sar = nn.ModuleList(SARUnit(d, cfg.sar_hidden_ratio, **kw) for d in dims)
         self.enc_down = nn.ModuleList(Downsample(dims[i], dims[i + 1], **kw) for i in range(L - 1))
-        self.prior_head = PriorHead(dims[-1], **kw)
+        self.prior_head = PriorHead(dims[-1], [dims[i] for i in cfg.prior_extra_levels], **kw)
         self.quality_head = QualityHead(dims[-1], **kw)
         self.density_head = DensityHead(dims[cfg.density_level], **kw)
         self.density_refiner = DensityRefiner(dims[0], cfg.density_refine, cfg.density_refine_blocks, **kw) \
@@ -108,7 +108,7 @@ class WeatherRestorer(nn.Module):
 
     def heads(self, feats, xp):
         """(prior, density, quality) logits from `encode`'s features; density on xp's padded grid."""
-        prior_logits = self.prior_head(feats[-1])
+        prior_logits = self.prior_head(feats[-1], [feats[i] for i in self.cfg.prior_extra_levels])
         quality_logits = self.quality_head(feats[-1])
         density_logits = upsample_to(self.density_head(feats[self.cfg.density_level]), xp.shape[-2:])
         if self.density_refiner is not None:

@@ -53,6 +53,10 @@ def test_the_prior_scale_and_nlcl_stages_resolve():
     assert nlcl.nlcl["lowpass_weight"] > 0 and nlcl.loss["gt_signal_prob"] == 0.5
     children = {n for n, _ in WeatherRestorer(load_config("m"), device="meta").named_children()}
     assert set(nlcl.trainable) == children - {"prior_head"}              # nothing else is left frozen
+    # after NLCL, the prior head is trained again with its fine levels (new on top of the v4.1 head)
+    fine = load_train_config("m_prior_fine")
+    assert (fine.stage, fine.trainable, fine.crop) == ("signals", ["prior_head"], prior.crop)
+    assert fine.init_weights == "runs/m_nlcl/last.pt" and fine.new_modules == ["prior_head.extra"]
 
 
 def test_a_signals_stage_with_trainable_prior_head_moves_only_that_head(tmp_path):
