@@ -56,7 +56,12 @@ def test_the_prior_scale_and_nlcl_stages_resolve():
     # after NLCL, the prior head is trained again with its fine levels (new on top of the v4.1 head)
     fine = load_train_config("m_prior_fine")
     assert (fine.stage, fine.trainable, fine.crop) == ("signals", ["prior_head"], prior.crop)
-    assert fine.init_weights == "runs/m_nlcl/last.pt" and fine.new_modules == ["prior_head.extra"]
+    assert fine.init_weights == "runs/m_prior_scale/last.pt" and fine.new_modules == ["prior_head.extra"]
+    # v4.2: the body trains on from there with the head frozen, then the head is recalibrated on it
+    body, recal = load_train_config("m_body"), load_train_config("m_prior_recal")
+    assert set(body.trainable) == children - {"prior_head"} and body.init_weights == "runs/m_prior_fine/last.pt"
+    assert (recal.stage, recal.trainable, recal.crop, recal.init_weights) == \
+        ("signals", ["prior_head"], prior.crop, "runs/m_body/last.pt")
 
 
 def test_a_signals_stage_with_trainable_prior_head_moves_only_that_head(tmp_path):
