@@ -36,8 +36,11 @@ def test_make_sample_rebuilds_the_shipped_sample(tmp_path):
     made = np.asarray(Image.open(tmp_path / "s.png")).astype(int)
     shipped = np.asarray(Image.open(ASSETS / "sample_rain.png")).astype(int)
     assert made.shape == shipped.shape == (600, 960, 3)
-    assert np.array_equal(made, shipped), (
+    # equal up to rounding: Pillow/numpy releases resize and round a few values 1 level apart (Pillow 13
+    # moved 19 of 1.7 M); a changed synthesizer moves far more, and by more
+    diff = np.abs(made - shipped)
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3, (
         "assets/sample_rain.png is not what `python weather.py make-sample` makes now (did the synthesizer "
-        "change?); run it and commit the new sample")
+        f"change? {100 * (diff > 0).mean():.3f} % of values differ, by up to {diff.max()}); run it and commit the new sample")
     clean = np.asarray(Image.open(make_sample.SOURCE).convert("RGB").resize((960, 600), Image.Resampling.LANCZOS))
     assert np.abs(made - clean.astype(int)).mean() > 10                 # visibly weathered
