@@ -44,7 +44,7 @@ def _check_types(c: "RestorerConfig") -> None:
                 raise ValueError(f"config '{c.name}': block_types needs one of {BLOCK_TYPES} per level; got {value!r}")
         elif key in ("cwp_levels", "prior_extra_levels"):
             if not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
-                raise ValueError(f"config '{c.name}': cwp_levels must be level indices; got {value!r}")
+                raise ValueError(f"config '{c.name}': {key} must be level indices; got {value!r}")
         else:
             for v in value:
                 _check_number(c.name, key, v, integer=True, label=f"each of {key}")

@@ -60,7 +60,7 @@ def test_the_trained_fine_head_reads_full_resolution_detail():
     assert (base - moved).abs().max() > 1e-4
 
 
-@pytest.mark.parametrize("levels", [[2], [0, 0], [-1], [5]])
+@pytest.mark.parametrize("levels", [[2], [0, 0], [-1], [5], ["a"], [True]])
 def test_bad_extra_levels_are_refused_by_name(levels):
     with pytest.raises(ValueError, match="prior_extra_levels"):
         RestorerConfig(**TINY_V4, prior_extra_levels=levels)
