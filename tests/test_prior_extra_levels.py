@@ -66,9 +66,9 @@ def test_bad_extra_levels_are_refused_by_name(levels):
         RestorerConfig(**TINY_V4, prior_extra_levels=levels)
 
 
-def test_m_pools_three_fine_levels_and_older_files_keep_the_bottleneck_head():
-    m = load_config("m")
-    assert m.prior_extra_levels == [0, 1, 2]
-    old = dataclasses.replace(m, prior_extra_levels=[])
-    assert WeatherRestorer(old, device="meta").prior_head.extra is None
-    assert RestorerConfig.from_json(old.to_json()) == old       # round trip through weights metadata
+def test_m_keeps_the_bottleneck_head_and_the_experiment_pools_three_fine_levels():
+    m, fine = load_config("m"), load_config("m_fine_prior")
+    assert m.prior_extra_levels == [] and WeatherRestorer(m, device="meta").prior_head.extra is None
+    assert fine.prior_extra_levels == [0, 1, 2]
+    assert dataclasses.replace(fine, name="m", prior_extra_levels=[]) == m      # otherwise the same network
+    assert RestorerConfig.from_json(fine.to_json()) == fine                     # round trip through weights metadata

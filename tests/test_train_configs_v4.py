@@ -58,9 +58,11 @@ def test_the_prior_scale_and_nlcl_stages_resolve():
     fine = load_train_config("m_prior_fine")
     assert (fine.stage, fine.trainable, fine.crop) == ("signals", ["prior_head"], prior.crop)
     assert fine.init_weights == "runs/m_prior_scale/last.pt" and fine.new_modules == ["prior_head.extra"]
+    assert fine.model == "m_fine_prior" and prior.model == nlcl.model == "m" and not prior.new_modules
     # v4.2: the body trains on from there with the head frozen, then the head is recalibrated on it
     body, recal = load_train_config("m_body"), load_train_config("m_prior_recal")
     assert set(body.trainable) == children - {"prior_head"} and body.init_weights == "runs/m_prior_fine/last.pt"
+    assert body.model == recal.model == "m_fine_prior" and recal.new_modules == []
     assert (recal.stage, recal.trainable, recal.crop, recal.init_weights) == \
         ("signals", ["prior_head"], prior.crop, "runs/m_body/last.pt")
 
