@@ -23,8 +23,9 @@ weather.load_pack()
 from weather_restore.cli.model_loading import load_model  # noqa: E402
 from weather_restore.evaluation.evaluate import read_rgb  # noqa: E402
 from weather_restore.models.tiling import global_signals  # noqa: E402
-from weather_restore.training.synth.compose import synthesize  # noqa: E402
-from weather_restore.training.synth.dataset import find_images, load_photo  # noqa: E402
+from weather_restore.evaluation.pairs import find_layout, match_pairs  # noqa: E402
+from real_rain_check import checked_photos  # noqa: E402  (scripts/, this script's folder)
+from synth_recipe_eval import held_out  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 RECIPES = ("rain_light", "rain_heavy", "raindrops", "snow", "haze")
@@ -37,19 +38,16 @@ def _prior(model, x: torch.Tensor) -> np.ndarray:
 def main(weights: str, n: str = "20", threads: str = "2") -> None:
     torch.set_num_threads(int(threads))
     model, _ = load_model(weights)
-    photos = find_images([DATA / "train" / "clean" / "kodak24", DATA / "train" / "clean" / "set14"])[:16]
     print("| data | label (rain, drops, snow, haze) | predicted |\n|---|---|---|")
     for recipe in RECIPES:
-        rng = np.random.default_rng(123)
         labels, preds = [], []
-        for p in photos:
-            s = synthesize(load_photo(str(p))[:, :320, :480].float() / 255, rng, recipe)
+        for s in held_out(recipe):
             labels.append(s.prior.numpy())
             preds.append(_prior(model, s.weathered))
         print(f"| synthetic {recipe} | {np.round(np.mean(labels, 0), 2)} | {np.round(np.mean(preds, 0), 2)} |")
-    sets = {"Rain100L": sorted((DATA / "eval" / "rain100L" / "input").glob("*.png"), key=lambda q: int(q.stem))[:int(n)],
-            "HSTS": sorted((DATA / "eval" / "hsts" / "hazy").iterdir()),
-            "real rain": sorted((DATA / "train" / "real_rain").glob("*.png"))[::12][:8]}
+    sets = {"Rain100L": [i for i, _ in match_pairs(*find_layout(DATA / "eval" / "rain100L"), int(n))],
+            "HSTS": [i for i, _ in match_pairs(*find_layout(DATA / "eval" / "hsts"))],
+            "real rain": checked_photos()}
     for name, paths in sets.items():
         preds = [_prior(model, torch.from_numpy(read_rgb(p)).permute(2, 0, 1).float() / 255) for p in paths]
         print(f"| {name} ({len(paths)}) | - | {np.round(np.mean(preds, 0), 2)} |")

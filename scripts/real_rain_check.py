@@ -23,11 +23,16 @@ from weather_restore.models.tiling import restore_image  # noqa: E402
 REAL_RAIN = ROOT.parent / "shared" / "data" / "train" / "real_rain"
 
 
+def checked_photos():
+    """The real rainy photos looked at (also read by prior_check.py): every 12th, 8 in all."""
+    return sorted(REAL_RAIN.glob("*.png"))[::12][:8]
+
+
 def main(weights: str, sheet: str, threads: int = 2) -> None:
     torch.set_num_threads(int(threads))
     model, _ = load_model(weights)
     rows = []
-    for path in sorted(REAL_RAIN.glob("*.png"))[::12][:8]:
+    for path in checked_photos():
         before = np.asarray(Image.open(path).convert("RGB"))                          # (H, W, 3) uint8
         x = torch.from_numpy(before).permute(2, 0, 1)[None].float() / 255
         with torch.no_grad():

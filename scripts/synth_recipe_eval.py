@@ -24,20 +24,24 @@ from weather_restore.training.synth.dataset import find_images, load_photo  # no
 DATA = ROOT.parent / "shared" / "data" / "train" / "clean"
 
 
+def held_out(recipe: str):
+    """The held-out samples of one recipe (also read by prior_check.py): the same photos and weather each call."""
+    rng = np.random.default_rng(123)
+    for p in find_images([DATA / "kodak24", DATA / "set14"])[:16]:
+        yield synthesize(load_photo(str(p))[:, :320, :480].float() / 255, rng, recipe)
+
+
 def main(weights: str, recipe: str = "rain_light", threads: int = 2) -> None:
     torch.set_num_threads(int(threads))
     model, _ = load_model(weights)
-    paths = find_images([DATA / "kodak24", DATA / "set14"])[:16]
-    rng = np.random.default_rng(123)
     ins, outs = [], []
-    for p in paths:
-        s = synthesize(load_photo(str(p))[:, :320, :480].float() / 255, rng, recipe)
+    for s in held_out(recipe):
         clean = quantize(s.clean.permute(1, 2, 0))
         with torch.no_grad():
             restored = restore_image(model, s.weathered[None], tile=512, overlap=64)
         ins.append(score_pair(quantize(s.weathered.permute(1, 2, 0)), clean)["y_psnr"])
         outs.append(score_pair(quantize(restored[0].permute(1, 2, 0)), clean)["y_psnr"])
-    print(f"{recipe}: input {np.mean(ins):.2f} dB, restored {np.mean(outs):.2f} dB (Y-PSNR, {len(paths)} images)")
+    print(f"{recipe}: input {np.mean(ins):.2f} dB, restored {np.mean(outs):.2f} dB (Y-PSNR, {len(ins)} images)")
 
 
 if __name__ == "__main__":
