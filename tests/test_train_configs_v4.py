@@ -75,3 +75,19 @@ def test_a_signals_stage_with_trainable_prior_head_moves_only_that_head(tmp_path
     tr.fit()
     moved = {k.split(".")[0] for k, v in tr.model.state_dict().items() if not torch.equal(v, before[k])}
     assert moved == {"prior_head"}
+
+
+def test_the_rain_stage_continues_the_default_and_its_head_is_recalibrated():
+    """m_rain: the body trains on from weather-m-v4.2 with the light-rain bias of m_cont (the stage whose
+    Rain100L curve was still rising) and haze kept near its share; m_rain_prior then re-fits the prior
+    head at the analysis scale, as m_prior_scale did for v4.2 (a full stage trains it on 128 px crops)."""
+    rain, head = load_train_config("m_rain"), load_train_config("m_rain_prior")
+    cont, scale = load_train_config("m_cont"), load_train_config("m_prior_scale")
+    assert rain.init_weights == "weights/weather_m_v4_2.safetensors" and rain.stage == "full"
+    assert rain.trainable is None and rain.model == "m" and rain.synth == "torch"
+    w = rain.recipe_weights
+    assert max(w, key=w.get) == "rain_light" and w["haze"] >= cont.recipe_weights["haze"]
+    assert abs(sum(w.values()) - 1.0) < 1e-6 and rain.loss["gt_signal_prob"] == 0.1
+    assert (head.stage, head.trainable, head.crop, head.init_weights) == \
+        ("signals", ["prior_head"], scale.crop, "runs/m_rain/last.pt")
+    assert head.recipe_weights == scale.recipe_weights and head.steps == scale.steps
