@@ -104,5 +104,4 @@ def test_the_context_stage_trains_the_default_on_wider_crops_at_the_same_cost():
     assert ctx.init_weights == "weights/weather_m_v4_3.safetensors" and ctx.recipe_weights == rain.recipe_weights
     assert ctx.crop > rain.crop and ctx.loss == rain.loss and ctx.stage == "full"
     assert 1.0 <= (ctx.crop ** 2 * ctx.batch) / (rain.crop ** 2 * rain.batch) <= 1.2
-    deepest = ctx.crop // 2 ** (len(net.dims) - 1)
-    assert deepest % net.window == 0 and deepest // net.window >= 3
+    assert ctx.crop % net.stride == 0 and ctx.crop // net.stride >= 3     # whole windows, 3+ per side
