@@ -105,3 +105,26 @@ def test_the_context_stage_trains_the_default_on_wider_crops_at_the_same_cost():
     assert ctx.crop > rain.crop and ctx.loss == rain.loss and ctx.stage == "full"
     assert 1.0 <= (ctx.crop ** 2 * ctx.batch) / (rain.crop ** 2 * rain.batch) <= 1.2
     assert ctx.crop % net.stride == 0 and ctx.crop // net.stride >= 3     # whole windows, 3+ per side
+
+
+def test_the_full_resolution_stage_grows_the_default_without_changing_its_output():
+    """m_fr: weather-m-v4.3 with four more gated-conv blocks at full and half resolution (model config
+    m_fr). The added blocks are exactly the modules the file lacks, and their zero residual scales make
+    the grown network restore as v4.3 does before training moves them."""
+    from weather_restore.models import WeatherRestorer, load_config
+    from weather_restore.models.weights_io import load_restorer
+    from weather_restore.training.trainer import load_init_weights
+    fr, rain = load_train_config("m_fr"), load_train_config("m_rain")
+    assert fr.recipe_weights == rain.recipe_weights and fr.loss == rain.loss and fr.crop == rain.crop
+    big, small = load_config(fr.model), load_config("m")
+    assert big.dims == small.dims and sum(big.enc_blocks) + sum(big.dec_blocks) == \
+        sum(small.enc_blocks) + sum(small.dec_blocks) + 4
+    grown = WeatherRestorer(big).eval()
+    load_init_weights(grown, fr.init_weights, fr.new_modules)
+    ref = load_restorer(fr.init_weights)
+    added = {".".join(k.split(".")[:3]) for k in set(grown.state_dict()) - set(ref.state_dict())}
+    assert added == set(fr.new_modules)
+    x = torch.rand(1, 3, 72, 88, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        a, b = grown(x).image, ref(x).image
+    assert a.shape == (1, 3, 72, 88) and torch.equal(a, b)
