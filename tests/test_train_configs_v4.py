@@ -109,12 +109,15 @@ def test_the_context_stage_trains_the_default_on_wider_crops_at_the_same_cost():
 
 def test_the_full_resolution_stage_grows_the_default_without_changing_its_output():
     """m_fr: weather-m-v4.3 with four more gated-conv blocks at full and half resolution (model config
-    m_fr). The added blocks are exactly the modules the file lacks, and their zero residual scales make
+    m_fr), then m_fr_prior re-fits its prior head at the analysis scale as m_rain_prior did. The added blocks are exactly the modules the file lacks, and their zero residual scales make
     the grown network restore as v4.3 does before training moves them."""
     from weather_restore.models import WeatherRestorer, load_config
     from weather_restore.models.weights_io import load_restorer
     from weather_restore.training.trainer import load_init_weights
     fr, rain = load_train_config("m_fr"), load_train_config("m_rain")
+    head, scale = load_train_config("m_fr_prior"), load_train_config("m_prior_scale")
+    assert head.model == fr.model and head.init_weights == "runs/m_fr/last.pt" and not head.new_modules
+    assert (head.stage, head.trainable, head.crop, head.steps) == (scale.stage, scale.trainable, scale.crop, scale.steps)
     assert fr.recipe_weights == rain.recipe_weights and fr.loss == rain.loss and fr.crop == rain.crop
     big, small = load_config(fr.model), load_config("m")
     assert big.dims == small.dims and sum(big.enc_blocks) + sum(big.dec_blocks) == \
