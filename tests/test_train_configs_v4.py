@@ -131,3 +131,22 @@ def test_the_full_resolution_stage_grows_the_default_without_changing_its_output
     with torch.no_grad():
         a, b = grown(x).image, ref(x).image
     assert a.shape == (1, 3, 72, 88) and torch.equal(a, b)
+
+
+def test_the_raindrop_stage_trains_the_default_on_more_drops_and_wider_crops():
+    """m_drops: weather-m-v4.3 (network m) trained on with raindrops the largest share of the mix (8 % in
+    m_rain, where the body never learned them) on 192 px crops, about m_rain's pixels per step, so a crop
+    holds whole drops and the scene around them; m_drops_prior re-fits the prior head as m_rain_prior did."""
+    drops, rain = load_train_config("m_drops"), load_train_config("m_rain")
+    head, scale = load_train_config("m_drops_prior"), load_train_config("m_prior_scale")
+    from weather_restore.models.config import load_config
+    assert drops.init_weights == "weights/weather_m_v4_3.safetensors" and drops.model == rain.model == "m"
+    w = drops.recipe_weights
+    assert set(w) == set(rain.recipe_weights) and abs(sum(w.values()) - 1.0) < 1e-6
+    assert max(w, key=w.get) == "raindrops" and w["raindrops"] >= 4 * rain.recipe_weights["raindrops"]
+    assert w["rain_light"] + w["rain_heavy"] >= 0.3                      # rain stays the next largest share
+    assert drops.loss == rain.loss and drops.stage == "full" and drops.trainable is None
+    assert 1.0 <= (drops.crop ** 2 * drops.batch) / (rain.crop ** 2 * rain.batch) <= 1.2
+    assert drops.crop % load_config(drops.model).stride == 0
+    assert (head.stage, head.trainable, head.crop, head.steps, head.init_weights) == \
+        (scale.stage, scale.trainable, scale.crop, scale.steps, "runs/m_drops/last.pt")
