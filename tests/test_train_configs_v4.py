@@ -150,3 +150,22 @@ def test_the_raindrop_stage_trains_the_default_on_more_drops_and_wider_crops():
     assert drops.crop % load_config(drops.model).stride == 0
     assert (head.stage, head.trainable, head.crop, head.steps, head.init_weights) == \
         (scale.stage, scale.trainable, scale.crop, scale.steps, "runs/m_drops/last.pt")
+
+
+def test_the_rain_first_stage_gives_light_rain_half_the_mix_and_keeps_haze():
+    """m_rainfirst: weather-m-v4.4 trained on with light rain half of the mix (a 400-step pure light-rain
+    probe gained 0.9 dB on 20 Rain100L pairs but lost all of HSTS: its prior head forgot haze), haze
+    recipes kept near m_rain's share and few clean photos; m_rainfirst_prior re-fits the head as before."""
+    first, drops = load_train_config("m_rainfirst"), load_train_config("m_drops")
+    rain, scale = load_train_config("m_rain"), load_train_config("m_prior_scale")
+    head = load_train_config("m_rainfirst_prior")
+    assert first.init_weights == "weights/weather_m_v4_4.safetensors" and first.model == "m"
+    w = first.recipe_weights
+    assert set(w) == set(rain.recipe_weights) and abs(sum(w.values()) - 1.0) < 1e-6
+    assert w["rain_light"] >= 0.5 and w["rain_light"] >= 1.5 * rain.recipe_weights["rain_light"]
+    hazy = lambda m: m["haze"] + m["rain_haze"] + m["snow_haze"]            # noqa: E731
+    assert hazy(w) >= 0.85 * hazy(rain.recipe_weights) and w["clean"] < rain.recipe_weights["clean"]
+    assert (first.crop, first.batch, first.loss, first.stage) == (drops.crop, drops.batch, drops.loss, "full")
+    assert (head.stage, head.trainable, head.crop, head.steps, head.init_weights) == \
+        (scale.stage, scale.trainable, scale.crop, scale.steps, "runs/m_rainfirst/last.pt")
+    assert head.recipe_weights == scale.recipe_weights
