@@ -34,7 +34,7 @@ def add_parser(sub) -> None:
                    help="paired folder to score the exported weights on (repeatable)")
     p.add_argument("--eval-clean", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
                    help="folder of clean photos fed in and scored against themselves (do no harm; repeatable)")
-    add_tile_arguments(p, overlap=False)
+    add_tile_arguments(p)
     p.add_argument("--limit", type=int, help="score only the first N pairs of each folder")
     p.add_argument("--device", default="auto", help="device for evaluation: auto | cpu | cuda | mps")
     p.add_argument("--licence", default=None, help="licence recorded in the entry (default: research-only)")
@@ -64,8 +64,9 @@ def run(args) -> int:
     scores = {}
     if args.eval or args.eval_clean:
         model = model.to(pick_device(args.device))
-        scores = E.measure_scores(model, dict(args.eval), tile=args.tile, limit=args.limit)
-        scores.update(E.measure_scores(model, dict(args.eval_clean), tile=args.tile, limit=args.limit, clean=True))
+        scores = E.measure_scores(model, dict(args.eval), tile=args.tile, overlap=args.overlap, limit=args.limit)
+        scores.update(E.measure_scores(model, dict(args.eval_clean), tile=args.tile, overlap=args.overlap,
+                                             limit=args.limit, clean=True))
     entry = E.manifest_entry(path, args.id, model, ck, scores, ema=not args.raw,
                              licence=args.licence or E.DEFAULT_LICENCE)
     text = json.dumps(entry, indent=2)

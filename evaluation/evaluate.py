@@ -2,7 +2,9 @@
 
     for each (degraded, clean) pair, both read as uint8 RGB:
         input row   score(degraded, clean)
-        model row   score(quantize(restore_image(model, degraded)), clean)     (tiled when large)
+        model row   score(quantize(restore_batch(model, degraded)), clean)     (tiled when large)
+The model row runs the restore service of `weather.py restore` and the Restore node
+(pipeline.restore.restore_batch), so a score is what a user of either front end gets.
 
 Library entry point for the CLI, the trainer and the export: `evaluate_folder(model_or_none, folder)`.
 """
@@ -16,7 +18,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from ..models.tiling import restore_image
+from ..pipeline.restore import DEFAULT_OVERLAP, DEFAULT_TILE, restore_batch
 from .metrics import quantize, score_pair
 from .pairs import find_layout, match_pairs
 
@@ -47,12 +49,12 @@ def _mean_row(name: str, scores: list) -> dict:
 
 
 def evaluate_folder(model: Optional[torch.nn.Module], folder, input_dir=None, target_dir=None,
-                    tile: int = 512, overlap: int = 64, limit: Optional[int] = None,
+                    tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, limit: Optional[int] = None,
                     name: Optional[str] = None, progress: bool = True) -> dict:
     """Score `model` (None: the input-vs-target row only) on a paired folder.
 
     The model runs on its own device/dtype in eval mode (its mode is restored afterwards), through
-    `restore_image` with `tile`/`overlap`. Returns a JSON-ready dict: folder, input_dir,
+    `restore_batch` (the service of the restore command and the Restore node) with `tile`/`overlap`. Returns a JSON-ready dict: folder, input_dir,
     target_dir, protocol, count, rows (input row, then the model row named `name`), images
     (per-file scores) and seconds.
     """
@@ -76,7 +78,7 @@ def evaluate_folder(model: Optional[torch.nn.Module], folder, input_dir=None, ta
             input_scores.append(entry["input"])
             if model is not None:
                 x = torch.from_numpy(degraded).permute(2, 0, 1)[None].to(device).float() / 255  # (1, 3, H, W)
-                restored = restore_image(model, x, tile=tile, overlap=overlap)
+                restored = restore_batch(model, x, tile=tile, overlap=overlap)
                 pred = quantize(restored[0].permute(1, 2, 0))                         # (H, W, 3) uint8
                 entry["model"] = score_pair(pred, clean)
                 model_scores.append(entry["model"])

@@ -13,7 +13,7 @@ from weather_restore.cli.main import main
 from weather_restore.evaluation import evaluate_folder, markdown_table, score_pair
 from weather_restore.evaluation.pairs import find_layout, match_pairs
 from weather_restore.hub.manifest import sha256_file
-from weather_restore.models.weights_io import WeightsError, save_restorer
+from weather_restore.models.weights_io import WeightsError, load_restorer, save_restorer
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"   # as conftest.SHARED_DATA
 RAIN100L = SHARED_DATA / "eval" / "rain100L"
@@ -41,6 +41,7 @@ class Passthrough(torch.nn.Module):
     def __init__(self):
         super().__init__()
         self.w = torch.nn.Parameter(torch.ones(()))
+        self.cfg = SimpleNamespace(stride=8, name="passthrough")
 
     def forward(self, x, prior=None, density=None):
         return SimpleNamespace(image=x * self.w)
@@ -215,3 +216,18 @@ def test_two_files_of_one_stem_are_refused_not_paired_by_chance(tmp_path):
     Image.open(tmp_path / "target" / "1.png").save(tmp_path / "target" / "1.bmp")
     with pytest.raises(ValueError, match=r"target/1.bmp and .*target/1.png share the name '1'"):
         match_pairs(*find_layout(tmp_path))
+
+
+def test_scores_are_those_of_the_restore_commands_output(tmp_path, tiny_model):
+    """The benchmark numbers are what a user gets: each model score equals the score of the file that
+    `weather.py restore` writes for the same input, weights, tile and overlap, here with two tiles."""
+    pairs = _write_pairs(tmp_path / "data", names=("a.png", "b.png"), size=(100, 60), seed=3)
+    weights = save_restorer(tiny_model, tmp_path / "tiny.safetensors")
+    model = load_restorer(weights)
+    result = evaluate_folder(model, tmp_path / "data", tile=64, overlap=16, progress=False)
+    assert main(["restore", str(tmp_path / "data" / "input"), "--weights", str(weights), "--tile", "64",
+                 "--overlap", "16", "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+    for entry in result["images"]:
+        written = np.asarray(Image.open(tmp_path / "out" / entry["file"].replace(".png", "_restored.png")))
+        assert not np.array_equal(written, pairs[entry["file"]][0])             # it did restore
+        assert entry["model"] == score_pair(written, pairs[entry["file"]][1])

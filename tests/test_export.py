@@ -50,8 +50,8 @@ def test_export_load_evaluate_round_trip(checkpoint, tmp_path):
     assert meta["id"] == "weather-tiny-test" and json.loads(meta["training"])["steps"] == 3
 
     folder = _paired_folder(tmp_path / "pairs")
-    scores = E.measure_scores(loaded, {"toy": str(folder)}, tile=64, progress=False)
-    direct = evaluate_folder(loaded, folder, tile=64, progress=False)
+    scores = E.measure_scores(loaded, {"toy": str(folder)}, tile=64, overlap=16, progress=False)
+    direct = evaluate_folder(loaded, folder, tile=64, overlap=16, progress=False)
     assert scores["toy"]["count"] == 2
     assert scores["toy"]["model"]["y_psnr"] == pytest.approx(direct["rows"][1]["y_psnr"], abs=1e-4)
     assert scores["toy"]["input"]["y_psnr"] == pytest.approx(direct["rows"][0]["y_psnr"], abs=1e-4)
@@ -81,7 +81,7 @@ def test_export_command_prints_the_entry(checkpoint, tmp_path, capsys):
     manifest.write_text(json.dumps({"schema": 1, "weights": [old, clip]}))
     folder = _paired_folder(tmp_path / "pairs")
     rc = main(["export", "--checkpoint", str(ckpt_path), "--out", str(out), "--id", "t1", "--raw",
-               "--eval", f"toy={folder}", "--eval-clean", f"clean={folder / 'target'}", "--tile", "64",
+               "--eval", f"toy={folder}", "--eval-clean", f"clean={folder / 'target'}", "--tile", "64", "--overlap", "16",
                "--device", "cpu", "--write-manifest", "--default", "--manifest", str(manifest),
                "--entry-out", str(tmp_path / "e.json")])
     assert rc == 0
@@ -94,7 +94,7 @@ def test_export_command_prints_the_entry(checkpoint, tmp_path, capsys):
     clean = printed["scores"]["clean"]
     assert clean["count"] == 2 and "input" not in clean
     direct = evaluate_folder(load_restorer(out), None, input_dir=folder / "target", target_dir=folder / "target",
-                             tile=64, progress=False)
+                             tile=64, overlap=16, progress=False)
     assert clean["model"]["y_psnr"] == pytest.approx(direct["rows"][1]["y_psnr"], abs=1e-4)
 
 

@@ -151,7 +151,7 @@ def test_evaluation_during_training_goes_to_the_curve(tmp_path):
         clean = g.integers(0, 256, (24, 24, 3), dtype=np.uint8)
         Image.fromarray(clean).save(tmp_path / "pairs" / "target" / f"{i}.png")
         Image.fromarray(np.clip(clean.astype(int) + 40, 0, 255).astype(np.uint8)).save(tmp_path / "pairs" / "input" / f"{i}.png")
-    cfg = tiny_train_config(steps=2, log_every=100, eval={"folder": str(tmp_path / "pairs"), "every_steps": 2, "tile": 64})
+    cfg = tiny_train_config(steps=2, log_every=100, eval={"folder": str(tmp_path / "pairs"), "every_steps": 2, "tile": 64, "overlap": 16})
     tr = Trainer(cfg, tmp_path / "run", dataset=FakeWeather(), show_progress=False)
     tr.fit()
     lines = [json.loads(ln) for ln in (tmp_path / "run" / "curve.jsonl").read_text().splitlines()]

@@ -15,6 +15,7 @@ from ..hub.manifest import MANIFEST_PATH, PACK_ROOT, sha256_file
 from ..models import WeatherRestorer
 from ..models.config import RestorerConfig
 from ..models.weights_io import WeightsError, load_state_strict, save_restorer
+from ..pipeline.restore import DEFAULT_OVERLAP, DEFAULT_TILE
 from .checkpoint import load_checkpoint
 
 log = logging.getLogger(__name__)
@@ -69,7 +70,7 @@ def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True):
     return path, model, ck
 
 
-def measure_scores(model, folders: Dict[str, str], tile: int = 512, overlap: int = 64,
+def measure_scores(model, folders: Dict[str, str], tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP,
                    limit: Optional[int] = None, progress: bool = True, clean: bool = False) -> dict:
     """name -> {folder, count, protocol, tile, overlap, input: {...}, model: {...}} from evaluate_folder.
 

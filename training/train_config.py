@@ -56,7 +56,7 @@ DEFAULT_NLCL = {
     "lowpass_weight": 0.0,   # L1 between block means of the real crop and its restoration (no colour cast)
     "lowpass_block": 16,     # side (pixels) of those blocks
 }
-DEFAULT_EVAL = {"folder": None, "every_steps": 0, "tile": 256, "max_images": 0}
+DEFAULT_EVAL = {"folder": None, "every_steps": 0, "tile": 256, "overlap": 64, "max_images": 0}
 
 
 @dataclasses.dataclass

@@ -383,6 +383,7 @@ class Trainer:
         try:
             from ..evaluation.evaluate import evaluate_folder
             res = evaluate_folder(self.ema.model, str(resolve_path(ev["folder"])), tile=ev["tile"],
+                                  overlap=ev["overlap"],
                                   limit=ev["max_images"] or None, name=f"step {self.step}", progress=False)
         except Exception as e:  # noqa: BLE001
             log.error("evaluation at step %d failed: %s", self.step, e)
