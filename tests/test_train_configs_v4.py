@@ -19,6 +19,7 @@ def test_m_and_m_gpu_resolve():
     assert haze.init_weights == "weights/weather_m_v4.safetensors"            # how v4.1 was made
     from weather_restore.pipeline.weights import default_restorer
     assert gpu.init_weights == default_restorer()["path"]                     # a lent GPU continues the default
+    assert gpu.recipe_weights == load_train_config("m_rainfirst").recipe_weights   # light rain half the mix
     assert haze.recipe_weights["haze"] > cont.recipe_weights["haze"]        # gives haze its share back
     assert gpu.loss == m.loss and gpu.loss["gt_signal_prob"] == 0.25        # the same losses as the CPU stage
     assert all(r.startswith(".devdata/") for r in gpu.data_roots)         # the photos carried to the device
