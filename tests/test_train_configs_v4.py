@@ -174,3 +174,14 @@ def test_the_rain_first_stage_gives_light_rain_half_the_mix_and_keeps_haze():
     hw, sw = head.recipe_weights, scale.recipe_weights
     assert set(hw) == set(sw) and abs(sum(hw.values()) - 1.0) < 1e-6
     assert hw["rain_light"] > sw["rain_light"] and hw["clean"] > sw["clean"] and hazy(hw) >= 0.85 * hazy(sw)
+
+
+def test_the_second_rain_first_stage_continues_the_default_with_more_light_rain():
+    """m_rainfirst2 (measured, docs/EXPERIMENTS.md): weather-m-v4.5 trained on with light rain two thirds of
+    the mix and a fifth hazy, to see whether a larger light-rain share keeps paying after m_rainfirst."""
+    second, first = load_train_config("m_rainfirst2"), load_train_config("m_rainfirst")
+    assert second.init_weights == "weights/weather_m_v4_5.safetensors" and second.stage == "full"
+    w, f = second.recipe_weights, first.recipe_weights
+    assert set(w) == set(f) and abs(sum(w.values()) - 1.0) < 1e-6
+    assert w["rain_light"] > f["rain_light"] and w["haze"] + w["rain_haze"] + w["snow_haze"] >= 0.19
+    assert (second.crop, second.batch, second.loss, second.lr) == (first.crop, first.batch, first.loss, first.lr)
