@@ -185,3 +185,7 @@ def test_the_second_rain_first_stage_continues_the_default_with_more_light_rain(
     assert set(w) == set(f) and abs(sum(w.values()) - 1.0) < 1e-6
     assert w["rain_light"] > f["rain_light"] and w["haze"] + w["rain_haze"] + w["snow_haze"] >= 0.19
     assert (second.crop, second.batch, second.loss, second.lr) == (first.crop, first.batch, first.loss, first.lr)
+    head, first_head = load_train_config("m_rainfirst2_prior"), load_train_config("m_rainfirst_prior")
+    assert head.init_weights == "runs/m_rainfirst2/last.pt" and head.recipe_weights == first_head.recipe_weights
+    assert (head.stage, head.trainable, head.crop, head.steps) == \
+        (first_head.stage, first_head.trainable, first_head.crop, first_head.steps)
