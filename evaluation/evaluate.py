@@ -54,9 +54,9 @@ def evaluate_folder(model: Optional[torch.nn.Module], folder, input_dir=None, ta
     """Score `model` (None: the input-vs-target row only) on a paired folder.
 
     The model runs on its own device/dtype in eval mode (its mode is restored afterwards), through
-    `restore_batch` (the service of the restore command and the Restore node) with `tile`/`overlap`. Returns a JSON-ready dict: folder, input_dir,
-    target_dir, protocol, count, rows (input row, then the model row named `name`), images
-    (per-file scores) and seconds.
+    `restore_batch` (the service of the restore command and the Restore node) with `tile`/`overlap`.
+    Returns a JSON-ready dict: folder, input_dir, target_dir, protocol, count, rows (input row, then
+    the model row named `name`), images (per-file scores) and seconds.
     """
     inp_dir, tgt_dir = find_layout(folder, input_dir, target_dir)
     pairs = match_pairs(inp_dir, tgt_dir, limit)

@@ -203,9 +203,6 @@ def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, 
                 progress.plans[j] = plan(boxes[j], tile)
         restored = restored.float()
         check_finite(restored, model, f"image {i + 1}")
-        if w is None and strength == 1.0:                       # exactly the network's output, no blend rounding
-            out[i:i + 1, :, y0:y1, x0:x1] = restored
-            continue
         wi = strength if w is None else w[i:i + 1, :, y0:y1, x0:x1]
-        out[i:i + 1, :, y0:y1, x0:x1] = crop + wi * (restored - crop)
+        out[i:i + 1, :, y0:y1, x0:x1] = torch.lerp(crop, restored, wi)   # exact at weights 0 and 1
     return out.clamp(0, 1)

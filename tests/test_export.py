@@ -81,8 +81,8 @@ def test_export_command_prints_the_entry(checkpoint, tmp_path, capsys):
     manifest.write_text(json.dumps({"schema": 1, "weights": [old, clip]}))
     folder = _paired_folder(tmp_path / "pairs")
     rc = main(["export", "--checkpoint", str(ckpt_path), "--out", str(out), "--id", "t1", "--raw",
-               "--eval", f"toy={folder}", "--eval-clean", f"clean={folder / 'target'}", "--tile", "64", "--overlap", "16",
-               "--device", "cpu", "--write-manifest", "--default", "--manifest", str(manifest),
+               "--eval", f"toy={folder}", "--eval-clean", f"clean={folder / 'target'}", "--tile", "64",
+               "--overlap", "16", "--device", "cpu", "--write-manifest", "--default", "--manifest", str(manifest),
                "--entry-out", str(tmp_path / "e.json")])
     assert rc == 0
     printed = json.loads(capsys.readouterr().out)

@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from ..pipeline.restore import DEFAULT_OVERLAP
+
 PACK_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_CONFIG_DIR = Path(__file__).parent / "configs"
 
@@ -56,7 +58,7 @@ DEFAULT_NLCL = {
     "lowpass_weight": 0.0,   # L1 between block means of the real crop and its restoration (no colour cast)
     "lowpass_block": 16,     # side (pixels) of those blocks
 }
-DEFAULT_EVAL = {"folder": None, "every_steps": 0, "tile": 256, "overlap": 64, "max_images": 0}
+DEFAULT_EVAL = {"folder": None, "every_steps": 0, "tile": 256, "overlap": DEFAULT_OVERLAP, "max_images": 0}
 
 
 @dataclasses.dataclass
