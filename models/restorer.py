@@ -94,11 +94,12 @@ class WeatherRestorer(nn.Module):
         return xp.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else xp
 
     # -- encoder and heads (public: training code, the SRD teacher and NLCL use them) ---------
-    def encode(self, xp: torch.Tensor):
-        """SAR encoder on an input padded to cfg.stride: (features, attention maps), one per level."""
+    def encode(self, xp: torch.Tensor, levels: Optional[int] = None):
+        """SAR encoder on an input padded to cfg.stride: (features, attention maps), one per level;
+        `levels` stops after the first that many levels (a level never reads a deeper one)."""
         feats, attns = [], []
         f = self.shallow(xp)
-        for i, sar in enumerate(self.sar):
+        for i, sar in enumerate(self.sar[:levels]):
             if i:
                 f = self.enc_down[i - 1](f)
             f, a = sar(f)
@@ -110,10 +111,11 @@ class WeatherRestorer(nn.Module):
         """(prior, density, quality) logits from `encode`'s features; density on xp's padded grid."""
         prior_logits = self.prior_head(feats[-1], [feats[i] for i in self.cfg.prior_extra_levels])
         quality_logits = self.quality_head(feats[-1])
-        density_logits = upsample_to(self.density_head(feats[self.cfg.density_level]), xp.shape[-2:])
-        if self.density_refiner is not None:
-            density_logits = self.density_refiner(xp, feats[0], density_logits)
-        return prior_logits, density_logits, quality_logits
+        return prior_logits, self._density_logits(feats, xp), quality_logits
+
+    def _density_logits(self, feats, xp):
+        d = upsample_to(self.density_head(feats[self.cfg.density_level]), xp.shape[-2:])
+        return d if self.density_refiner is None else self.density_refiner(xp, feats[0], d)
 
     def signals(self, x: torch.Tensor) -> Signals:
         """Only the encoder and heads (cheap), with gradients: the learned provider of p, D and quality."""
@@ -126,6 +128,15 @@ class WeatherRestorer(nn.Module):
     def predict_signals(self, x: torch.Tensor) -> Signals:
         """`signals` without gradients, for inference."""
         return self.signals(x)
+
+    @torch.no_grad()
+    def predict_density(self, x: torch.Tensor) -> torch.Tensor:
+        """The density logits of `predict_signals` (B, 1, H, W), from the encoder levels the density
+        head reads only: the full-resolution density tiles skip the deep levels and the other heads."""
+        H, W = x.shape[-2:]
+        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        feats, _ = self.encode(xp, levels=self.cfg.density_level + 1)
+        return self._density_logits(feats, xp)[..., :H, :W]
 
     # -- full forward ---------------------------------------------------------------------
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None,

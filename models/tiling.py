@@ -127,7 +127,8 @@ def global_signals(model, x: torch.Tensor, size: int = ANALYSIS_SIZE, tile: Opti
     resolution, in tiles of `tile` (default `size`) pixels with feathered blending: rain streaks are
     1-3 px wide, and a map from a downscaled copy would blur them away before the restorer (which
     runs at full resolution) is told where they are. An image that fits in one tile of `size`
-    takes one network call for both. `on_step(done, total)` after each call (total counts the
+    takes one network call for both; the density tiles run only the encoder levels the density
+    head reads (`predict_density`). `on_step(done, total)` after each call (total counts the
     batch), `should_stop()` -> True raises InterruptedError before the next one."""
     B, _, H, W = x.shape
     device, dtype = _model_place(model)
@@ -137,21 +138,21 @@ def global_signals(model, x: torch.Tensor, size: int = ANALYSIS_SIZE, tile: Opti
     weights, norm = _blend_weights(tiles, H, W, overlap, x.device) if len(tiles) > 1 else (None, None)
     done = 0
 
-    def call(inp: torch.Tensor):
+    def call(predict, inp: torch.Tensor):
         nonlocal done
         if should_stop is not None and should_stop():
             raise InterruptedError(f"signals stopped after {done} of {B * per_item} steps")
-        sig = model.predict_signals(inp)
+        out = predict(inp)
         done += 1
         if on_step is not None:
             on_step(done, B * per_item)
-        return sig
+        return out
 
     priors, densities = [], []
     for i in range(B):                          # one item at a time: one tile's worth of activations
         xi = x[i:i + 1].to(device=device, dtype=dtype)
         if per_item == 1:
-            sig = call(xi)
+            sig = call(model.predict_signals, xi)
             priors.append(torch.sigmoid(sig.prior_logits.float()).to(x.device))
             densities.append(torch.sigmoid(sig.density_logits.float()).to(x.device))   # (1, 1, H, W)
             continue
@@ -160,13 +161,13 @@ def global_signals(model, x: torch.Tensor, size: int = ANALYSIS_SIZE, tile: Opti
             scale = size / max(H, W)
             small = (max(1, round(H * scale)), max(1, round(W * scale)))
             whole = F.interpolate(xi, size=small, mode="bilinear", align_corners=False, antialias=True)
-        priors.append(torch.sigmoid(call(whole).prior_logits.float()).to(x.device))
+        priors.append(torch.sigmoid(call(model.predict_signals, whole).prior_logits.float()).to(x.device))
         if len(tiles) == 1:
-            densities.append(torch.sigmoid(call(xi).density_logits.float()).to(x.device))
+            densities.append(torch.sigmoid(call(model.predict_density, xi).float()).to(x.device))
             continue
         acc = torch.zeros(1, 1, H, W, dtype=torch.float32, device=x.device)
         for (y0, y1, x0, x1), w in zip(tiles, weights):
-            logits = call(xi[..., y0:y1, x0:x1]).density_logits.float().to(x.device)
+            logits = call(model.predict_density, xi[..., y0:y1, x0:x1]).float().to(x.device)
             acc[..., y0:y1, x0:x1] += torch.sigmoid(logits) * w
         densities.append(acc / norm)
     return torch.cat(priors), torch.cat(densities)

@@ -1,4 +1,6 @@
 """The restorer network: shapes, dtypes, determinism, gradients, signals in/out, cost budget."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -90,6 +92,22 @@ def test_predict_signals_matches_forward(tiny_model):
     torch.testing.assert_close(sig.prior_logits, full.pred_prior_logits)
     torch.testing.assert_close(sig.density_logits, full.pred_density_logits)
     torch.testing.assert_close(sig.quality_logits, full.quality_logits)
+
+
+def test_predict_density_is_the_signals_map_from_the_levels_it_reads():
+    """The density tiles' shortcut: the same logits as predict_signals, without running the levels
+    below the density head's (tiny with 3 levels, its density head on level 0, then on level 1)."""
+    torch.manual_seed(0)
+    base = dataclasses.replace(load_config("tiny"), dims=[8, 16, 24], enc_blocks=[1, 1, 1], dec_blocks=[1, 1])
+    x = torch.rand(2, 3, 29, 37)
+    for level in (0, 1):
+        model = WeatherRestorer(dataclasses.replace(base, density_level=level)).eval()
+        deepest = []
+        model.sar[-1].register_forward_hook(lambda *a: deepest.append(1))
+        d = model.predict_density(x)
+        assert d.shape == (2, 1, 29, 37) and not deepest           # the last level never ran
+        torch.testing.assert_close(d, model.predict_signals(x).density_logits, atol=0, rtol=0)
+        assert deepest                                             # ... which predict_signals needs
 
 
 def test_bad_signal_shapes_are_named(tiny_model):

@@ -36,6 +36,10 @@ class LocalModel(nn.Module):
         return SimpleNamespace(prior_logits=torch.zeros(B, 4), density_logits=torch.zeros(B, 1, H, W),
                                quality_logits=torch.zeros(B, 3))
 
+    def predict_density(self, x):
+        B, _, H, W = x.shape
+        return torch.zeros(B, 1, H, W)
+
 
 def f(x):
     return x * 0.5 + 0.25
@@ -203,6 +207,10 @@ def test_should_stop_is_asked_before_the_first_tile():
             self.signal_calls += 1
             return super().predict_signals(x)
 
+        def predict_density(self, x):
+            self.signal_calls += 1
+            return super().predict_density(x)
+
     m = Counting()
     seen = []
     stop = iter([False, False, False, True])                    # item, prior, first density tile, second
@@ -238,13 +246,17 @@ def test_oom_while_analysing_the_whole_image_for_a_region_also_shrinks():
     class Analysing(LocalModel):
         n = 0
 
-        def predict_signals(self, x):                           # the prior's copy fits, the first density tile not
+        def predict_signals(self, x):                           # the prior's copy fits
+            self.n += 1
+            return super().predict_signals(x)
+
+        def predict_density(self, x):                           # the first density tile does not
             self.n += 1
             if self.n == 2:
                 assert max(x.shape[-2:]) == 336                     # 600 px in two balanced tiles of <= 512 px
                 self.ooms += 1
                 raise torch.OutOfMemoryError("fake")
-            return super().predict_signals(x)
+            return super().predict_density(x)
 
     x = torch.rand(1, 3, 600, 600)
     region = torch.zeros(1, 600, 600)
@@ -277,6 +289,9 @@ class Recorder(nn.Module):
 
     def predict_signals(self, x):
         return self.inner.predict_signals(x)
+
+    def predict_density(self, x):
+        return self.inner.predict_density(x)
 
     def forward(self, x, prior=None, density=None):
         if self.oom_above and max(x.shape[-2:]) > self.oom_above:

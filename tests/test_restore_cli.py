@@ -122,6 +122,9 @@ class PointwiseModel(torch.nn.Module):
         B, _, H, W = x.shape
         return Signals(torch.zeros(B, len(WEATHER_TYPES)), torch.zeros(B, 1, H, W), torch.zeros(B, 3))
 
+    def predict_density(self, x):
+        return self.predict_signals(x).density_logits
+
     def forward(self, x, prior=None, density=None):
         self.largest = max(self.largest, *x.shape[-2:])
         return argparse.Namespace(image=self.w - x)
