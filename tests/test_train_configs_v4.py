@@ -189,3 +189,21 @@ def test_the_second_rain_first_stage_continues_the_default_with_more_light_rain(
     assert head.init_weights == "runs/m_rainfirst2/last.pt" and head.recipe_weights == first_head.recipe_weights
     assert (head.stage, head.trainable, head.crop, head.steps) == \
         (first_head.stage, first_head.trainable, first_head.crop, first_head.steps)
+
+
+def test_the_psnr_stage_continues_the_default_on_the_rain_first_mix_with_a_per_sample_psnr_loss():
+    """m_psnr: weather-m-v4.5 trained on with m_rainfirst's mix, half the Charbonnier term and minus the
+    PSNR of each sample (the benchmarks' measure, which weighs an almost clean crop's last errors more
+    than Charbonnier does); its head re-fitted as m_rainfirst_prior."""
+    stage, first = load_train_config("m_psnr"), load_train_config("m_rainfirst")
+    assert stage.init_weights == "weights/weather_m_v4_5.safetensors" and stage.stage == "full"
+    assert stage.recipe_weights == first.recipe_weights
+    assert (stage.loss["pixel"], stage.loss["psnr"], first.loss["psnr"]) == (0.5, 0.01, 0.0)
+    same = {k: v for k, v in stage.loss.items() if k not in ("pixel", "psnr")}
+    assert same == {k: v for k, v in first.loss.items() if k not in ("pixel", "psnr")}
+    assert (stage.crop, stage.batch, stage.lr) == (first.crop, first.batch, first.lr)
+    head, first_head = load_train_config("m_psnr_prior"), load_train_config("m_rainfirst_prior")
+    assert head.init_weights == "runs/m_psnr/last.pt"
+    assert (head.stage, head.trainable, head.crop, head.steps, head.recipe_weights, head.seed) == \
+        (first_head.stage, first_head.trainable, first_head.crop, first_head.steps, first_head.recipe_weights,
+         first_head.seed)
