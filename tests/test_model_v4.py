@@ -106,6 +106,29 @@ def test_conv_block_reads_the_density_map_once_trained():
         assert (block(x, d0) - block(x, d1)).abs().max() > 1e-3
 
 
+def test_conv_block_fused_update_equals_its_written_out_formula():
+    """x + beta (1 + from_density(pool D)) project(h), then + gamma FFN, with every weight random, at a
+    level where D is pooled (12 -> 6 px) and at full resolution, where it is not."""
+    torch.manual_seed(1)
+    block = GatedConvBlock(8, RestorerConfig(**TINY_V4)).eval()
+    with torch.no_grad():
+        for p in block.parameters():
+            p.normal_(0, 0.5)
+
+    def written_out(x, density):
+        a, b = block.dwconv(block.expand(block.norm_mix(x))).chunk(2, dim=1)
+        h = a * b
+        h = h * block.channel_scale(h.mean(dim=(2, 3), keepdim=True))
+        d = torch.nn.functional.adaptive_avg_pool2d(density, x.shape[-2:])
+        x = x + block.beta * (1 + block.from_density(d)) * block.project(h)
+        return x + block.gamma * block.ffn(block.norm_ffn(x))
+
+    with torch.no_grad():
+        for size in (6, 12):
+            x, d = torch.randn(2, 8, size, size), torch.rand(2, 1, 12, 12)
+            torch.testing.assert_close(block(x, d), written_out(x, d), atol=1e-5, rtol=1e-5)
+
+
 # GMACs per megapixel: DESIGN.md's "about 60" for the default m; l is the GPU variant
 BUDGETS = {"m": (30, 65), "l": (150, 400)}
 
