@@ -21,7 +21,11 @@ def test_m_and_m_gpu_resolve():
     assert gpu.init_weights == default_restorer()["path"]                     # a lent GPU continues the default
     assert gpu.recipe_weights == load_train_config("m_rainfirst").recipe_weights   # light rain half the mix
     assert haze.recipe_weights["haze"] > cont.recipe_weights["haze"]        # gives haze its share back
-    assert gpu.loss == m.loss and gpu.loss["gt_signal_prob"] == 0.25        # the same losses as the CPU stage
+    psnr = load_train_config("m_psnr")                                      # the stage that made the default:
+    assert {k: v for k, v in gpu.loss.items() if k not in ("pixel", "psnr")} == \
+        {k: v for k, v in m.loss.items() if k not in ("pixel", "psnr")}     # m's losses, except
+    assert (gpu.loss["pixel"], gpu.loss["psnr"]) == (psnr.loss["pixel"], psnr.loss["psnr"])  # its image terms
+    assert gpu.loss["gt_signal_prob"] == 0.25
     assert all(r.startswith(".devdata/") for r in gpu.data_roots)         # the photos carried to the device
     assert cont.ema_warmup is False and cont.warmup == 50
     from weather_restore.models.weights_io import load_restorer
@@ -207,3 +211,16 @@ def test_the_psnr_stage_continues_the_default_on_the_rain_first_mix_with_a_per_s
     assert (head.stage, head.trainable, head.crop, head.steps, head.recipe_weights, head.seed) == \
         (first_head.stage, first_head.trainable, first_head.crop, first_head.steps, first_head.recipe_weights,
          first_head.seed)
+
+
+def test_the_second_psnr_stage_continues_m_psnr_on_a_new_shorter_schedule():
+    """m_psnr2: m_psnr's body (before its head re-fit) trained on with the same losses and mix, a lower peak
+    lr and another seed; its head re-fitted as m_rainfirst_prior."""
+    stage, first = load_train_config("m_psnr2"), load_train_config("m_psnr")
+    assert stage.init_weights == "runs/m_psnr/last.pt" and stage.stage == "full"
+    assert (stage.recipe_weights, stage.loss, stage.crop, stage.batch) == \
+        (first.recipe_weights, first.loss, first.crop, first.batch)
+    assert stage.lr < first.lr and stage.steps < first.steps and stage.seed != first.seed
+    head = load_train_config("m_psnr2_prior")
+    assert head.init_weights == "runs/m_psnr2/last.pt"
+    assert head.recipe_weights == load_train_config("m_rainfirst_prior").recipe_weights
