@@ -25,7 +25,13 @@ class GatedFeedForward(nn.Module):
         self.project = nn.Conv2d(hidden, dim, 1, **kw)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        a, b = self.dwconv(self.expand(x)).chunk(2, dim=1)
-        if not a.is_contiguous():       # a channel half of a channels_last map: GELU's vectorised kernel
-            a = a.contiguous(memory_format=torch.channels_last)   # needs it dense (7x faster with the copy)
+        # The two halves run as separate convolutions on slices of the same weights: each half is a
+        # dense map (GELU's vectorised kernel needs that; on a channel half of a channels_last map it
+        # ran 7x slower), and no 2 x hidden map is ever allocated. At a 512 px tile's full resolution
+        # that map was 42 MiB, above glibc's default mmap threshold cap (32 MiB), so every call paid
+        # fresh page faults for it.
+        h = self.project.in_channels
+        e, d = self.expand, self.dwconv
+        a, b = (F.conv2d(F.conv2d(x, e.weight[s], e.bias[s]), d.weight[s], d.bias[s], padding=1, groups=h)
+                for s in (slice(0, h), slice(h, 2 * h)))
         return self.project(F.gelu(a) * b)

@@ -18,6 +18,7 @@ import torch
 
 from ..models.signals import WEATHER_TYPES
 from ..models.tiling import ANALYSIS_SIZE, plan_tiles, restore_image, signal_steps
+from .allocator import tune_cpu_allocator
 from .layout import InputError
 from .masks import bounding_box, feather_mask, fit_mask
 from .memory import MIN_TILE, OOM_ERRORS, OutOfMemory, shrink_on_oom  # noqa: F401 (OutOfMemory: part of the API)
@@ -135,6 +136,8 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
     check_restore_args(strength, tile, overlap)
     B, _, H, W = x.shape
     stride = model.cfg.stride
+    if next((p.device.type for p in model.parameters()), "cpu") == "cpu":
+        tune_cpu_allocator()                                    # keep freed tile memory (pipeline/allocator.py)
     x = x.float()
     if prior is not None:
         prior = check_prior_rows(prior.to(x.device), B)

@@ -129,6 +129,31 @@ def test_conv_block_fused_update_equals_its_written_out_formula():
             torch.testing.assert_close(block(x, d), written_out(x, d), atol=1e-5, rtol=1e-5)
 
 
+def test_gated_ffn_halves_equal_the_chunked_formula():
+    """The FFN runs its halves as two convolutions on weight slices (dense halves, no 2 x hidden map):
+    the same values and gradients as expand -> dwconv -> chunk -> GELU gate -> project, also on a
+    channels_last input."""
+    from weather_restore.models.norm import GatedFeedForward
+    torch.manual_seed(3)
+    ffn = GatedFeedForward(8, 1.5)
+    for p in ffn.parameters():
+        torch.nn.init.normal_(p, std=0.3)
+
+    def written_out(x):
+        a, b = ffn.dwconv(ffn.expand(x)).chunk(2, dim=1)
+        return ffn.project(torch.nn.functional.gelu(a) * b)
+
+    x = torch.randn(2, 8, 9, 7)
+    for inp in (x, x.contiguous(memory_format=torch.channels_last)):
+        torch.testing.assert_close(ffn(inp), written_out(inp), atol=1e-5, rtol=1e-5)
+    ffn(x).square().sum().backward()
+    got = {n: p.grad.clone() for n, p in ffn.named_parameters()}
+    ffn.zero_grad()
+    written_out(x).square().sum().backward()
+    for n, p in ffn.named_parameters():
+        torch.testing.assert_close(got[n], p.grad, atol=1e-4, rtol=1e-4, msg=n)
+
+
 # GMACs per megapixel: DESIGN.md's "about 60" for the default m; l is the GPU variant
 BUDGETS = {"m": (30, 65), "l": (150, 400)}
 
