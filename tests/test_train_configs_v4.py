@@ -224,3 +224,15 @@ def test_the_second_psnr_stage_continues_m_psnr_on_a_new_shorter_schedule():
     head = load_train_config("m_psnr2_prior")
     assert head.init_weights == "runs/m_psnr2/last.pt"
     assert head.recipe_weights == load_train_config("m_rainfirst_prior").recipe_weights
+
+
+def test_the_third_psnr_stage_weighs_the_psnr_term_more():
+    """m_psnr3: m_psnr's body trained on with the Charbonnier term halved again and the per-crop PSNR
+    term doubled, everything else of m_psnr (mix, crops, other losses) kept."""
+    stage, first = load_train_config("m_psnr3"), load_train_config("m_psnr")
+    assert stage.init_weights == "runs/m_psnr/last.pt" and stage.stage == "full"
+    assert stage.loss["pixel"] == first.loss["pixel"] / 2 and stage.loss["psnr"] == 2 * first.loss["psnr"]
+    others = lambda loss: {k: v for k, v in loss.items() if k not in ("pixel", "psnr")}  # noqa: E731
+    assert others(stage.loss) == others(first.loss)
+    assert (stage.recipe_weights, stage.crop, stage.batch) == (first.recipe_weights, first.crop, first.batch)
+    assert stage.seed not in (first.seed, load_train_config("m_psnr2").seed)
