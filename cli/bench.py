@@ -7,6 +7,8 @@ Each size runs in a fresh subprocess, so its peak memory (the process's peak res
 `ru_maxrss`; on CUDA also `torch.cuda.max_memory_allocated`) belongs to that size alone. An image
 of the size (4:3, random pixels) is restored exactly as `restore` does it (pipeline.restore_batch:
 signals at the fixed analysis size, then tiles with feathered overlap). The time is the median of --repeats runs after a one-tile warm-up.
+Page faults / image: the minor page faults of one timed run (`ru_minflt`), i.e. fresh pages the
+allocator took from the kernel; pipeline/allocator.py exists to keep that number small on the CPU.
 Prints a Markdown table with the device, threads, precision and torch version.
 """
 import argparse
@@ -63,6 +65,15 @@ def _peak_rss_mib() -> float:
     return peak / 2 ** 20 if sys.platform == "darwin" else peak / 2 ** 10    # bytes on macOS, KiB on Linux
 
 
+def _minor_faults() -> float:
+    """Page faults served without I/O so far: fresh pages the allocator got from the kernel."""
+    try:
+        import resource
+    except ImportError:                                  # Windows
+        return float("nan")
+    return float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+
+
 def _build(args):
     if args.config:
         dev = pick_device(args.device)
@@ -96,16 +107,17 @@ def worker(args) -> dict:
         _sync(device)
 
     once(x[..., :min(H, args.tile), :min(W, args.tile)])                # warm-up: one tile
-    times = []
+    times, faults = [], _minor_faults()
     for _ in range(args.repeats):
         t0 = time.perf_counter()
         once(x)
         times.append(time.perf_counter() - t0)
+    faults = (_minor_faults() - faults) / args.repeats
     mp = H * W / 1e6
     return dict(megapixels=mp, height=H, width=W, tiles=len(plan_tiles(H, W, args.tile, args.overlap,
                                                                        model.cfg.stride)),
                 seconds=statistics.median(times), s_per_mp=statistics.median(times) / mp, times=times,
-                rss_before_mib=rss_before, peak_rss_mib=_peak_rss_mib(),
+                rss_before_mib=rss_before, peak_rss_mib=_peak_rss_mib(), page_faults=faults,
                 peak_gpu_mib=torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None,
                 device=str(device), device_name=_device_name(device), threads=torch.get_num_threads(),
                 dtype=str(next(model.parameters()).dtype).replace("torch.", ""), model=describe(model, choice),
@@ -148,12 +160,12 @@ def table(rows, args) -> str:
              f"median of {args.repeats} after a one-tile warm-up",
              "",
              "| megapixels | size (W x H) | tiles | s / MP | s / image | peak RSS (MiB) | RSS before image (MiB) "
-             "| peak GPU alloc (MiB) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| peak GPU alloc (MiB) | page faults / image |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         lines.append(f"| {r['megapixels']:.2f} | {r['width']} x {r['height']} | {r['tiles']} | "
                      f"{r['s_per_mp']:.2f} | {r['seconds']:.2f} | {_fmt(r['peak_rss_mib'])} | "
-                     f"{_fmt(r['rss_before_mib'])} | {_fmt(r['peak_gpu_mib'])} |")
+                     f"{_fmt(r['rss_before_mib'])} | {_fmt(r['peak_gpu_mib'])} | {_fmt(r.get('page_faults'))} |")
     return "\n".join(lines)
 
 

@@ -3,6 +3,7 @@ import argparse
 import hashlib
 import json
 import logging
+import sys
 
 import numpy as np
 import pytest
@@ -413,4 +414,6 @@ def test_bench_prints_a_markdown_table(weights, capsys):
     assert "| megapixels | size (W x H) | tiles | s / MP |" in out
     row = [line for line in out.splitlines() if line.startswith("| 0.01 ")]
     assert len(row) == 1 and "115 x 86" in row[0] and "| 4 |" in row[0]
+    faults = row[0].rstrip(" |").rsplit("|", 1)[1].strip()           # the last column: a count, measured
+    assert "page faults / image" in out and (faults == "n/a" if sys.platform == "win32" else int(faults) >= 0)
     assert "cpu" in out and f"torch {torch.__version__}" in out and "1 threads" in out

@@ -246,3 +246,24 @@ def test_each_device_is_deterministic_and_matches_the_numpy_statistics(device):
     elsewhere = x.to("meta") if device == "cpu" else x.cpu()
     with pytest.raises(ValueError, match="generator is on"):
         synthesize_batch(elsewhere, torch.Generator(device=device))
+
+
+def test_light_rain_has_a_near_layer_in_half_of_the_samples(monkeypatch):
+    """Depth in light rain: about half of the samples get a 4th sublayer of few, wide, long, bright
+    streaks at the far layers' angle; the others none. The brightest rain is brighter with it."""
+    from weather_restore.training.synth_torch import rain
+    n = 400
+    p = rain._light(torch.Generator().manual_seed(3), n)
+    has = p["seeds"][:, 3] > 0
+    assert 0.4 < has.float().mean() < 0.6 and (p["seeds"][:, 4] == 0).all()
+    far_len = p["length"][:, :3]
+    assert (p["width"][has, 3] >= 1.0).all() and (p["width"][:, :3] < 1.0).all()
+    assert (p["length"][has, 3] > far_len[has].mean(1)).all() and (p["amp"][has, 3] >= 0.45).all()
+    assert ((p["angle"][has, 3] - p["angle"][has, 1]).abs() < 15).all()
+    assert (p["blur"][:, :3] == 0).all() and (p["blur"][has, 3] <= 0.6).all()
+
+    def brightest(share):
+        monkeypatch.setattr(rain, "NEAR_LIGHT_SHARE", share)
+        layer = rain.make_rain(torch.Generator().manual_seed(4), 16, 96, 96, torch.zeros(16, dtype=torch.bool))
+        return torch.quantile(layer.streaks.flatten(), 0.999)
+    assert brightest(1.0) > 1.2 * brightest(0.0)

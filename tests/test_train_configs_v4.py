@@ -236,3 +236,16 @@ def test_the_third_psnr_stage_weighs_the_psnr_term_more():
     assert others(stage.loss) == others(first.loss)
     assert (stage.recipe_weights, stage.crop, stage.batch) == (first.recipe_weights, first.crop, first.batch)
     assert stage.seed not in (first.seed, load_train_config("m_psnr2").seed)
+
+
+def test_the_near_layer_stage_is_m_psnr_on_the_new_light_rain():
+    """m_near: m_psnr's body trained on with m_psnr's losses and mix (the light rain now draws a near
+    layer in half of its samples, training/synth_torch/rain.py); its head re-fitted as m_rainfirst_prior."""
+    stage, first = load_train_config("m_near"), load_train_config("m_psnr")
+    assert stage.init_weights == "runs/m_psnr/last.pt" and stage.stage == "full" and stage.synth == "torch"
+    assert (stage.recipe_weights, stage.loss, stage.crop, stage.batch) == \
+        (first.recipe_weights, first.loss, first.crop, first.batch)
+    assert stage.seed not in (first.seed, load_train_config("m_psnr2").seed, load_train_config("m_psnr3").seed)
+    head = load_train_config("m_near_prior")
+    assert head.init_weights == "runs/m_near/last.pt"
+    assert head.recipe_weights == load_train_config("m_rainfirst_prior").recipe_weights

@@ -1,7 +1,8 @@
 """Rain streaks, batched: sparse random seeds per depth sublayer, FFT-convolved with tapered
 streak kernels (blur folded in), summed, added to (or screened over) the photo, plus a spray veil.
 
-Light rain (fitted to Rain100L) and Rain100H-like heavy rain draw as training/synth/rain.py does.
+Light rain (fitted to Rain100L) draws as training/synth/rain.py does, plus a near layer of a few
+wide, bright streaks in half of the samples; Rain100H-like heavy rain draws as rain.py does.
 The downpour (the other heavy kind) is closer to the real rainy photos than rain.py's: four depth
 sublayers along one direction, widths, lengths, brightness and defocus growing with nearness,
 splashes or bokeh discs, gusts (a patchy seed rate) and a patchy spray veil; its mean brightness and
@@ -34,18 +35,34 @@ def _pad(x: torch.Tensor, value=0.0) -> torch.Tensor:
     return torch.cat([x, x.new_full((x.shape[0], SUBLAYERS - x.shape[1]), value)], 1)
 
 
+NEAR_LIGHT_SHARE = 0.5        # light-rain samples that also get a near layer
+NEAR_COVERAGE_TAKEN = 0.25    # the far layers give up this share of their coverage when it is there
+
+
 def _light(g, n):
-    """Rain100L-like: 3 sublayers of one dominant angle, ~2 px wide, 7-50 px long."""
+    """Rain100L-like: 3 sublayers of one dominant angle, ~2 px wide, 7-50 px long; in half of the
+    samples a 4th, near layer (depth, as in a downpour): a few streaks 2.5-4 px wide, 30-100 px long,
+    brighter and slightly defocused, as the nearest drops show in real rain (and in some Rain100L
+    images). The far layers then give up 25 % of their coverage, so the mean brightness stays within
+    the numpy synthesizer's (tests/test_synth_torch.py compares the recipes)."""
+    dev = g.device
     angle = normal(g, n, 0, 9).clamp(-28, 28).view(n, 1)
-    lengths = uniform(g, (n, 1), 12, 30) * torch.tensor([0.55, 1.0, 1.6], device=g.device) * uniform(g, (n, 3), 0.85, 1.15)
-    widths = uniform(g, (n, 1), 0.55, 0.85) * torch.tensor([0.9, 1.0, 1.15], device=g.device)
+    base = uniform(g, (n, 1), 12, 30)
+    lengths = base * torch.tensor([0.55, 1.0, 1.6], device=dev) * uniform(g, (n, 3), 0.85, 1.15)
+    widths = uniform(g, (n, 1), 0.55, 0.85) * torch.tensor([0.9, 1.0, 1.15], device=dev)
     coverage = uniform(g, (n, 1), 0.09, 0.24)                      # Rain100L: 0.11-0.16 over 0.05
+    near = uniform(g, (n, 1)) < NEAR_LIGHT_SHARE
+    coverage = torch.where(near, coverage * (1 - NEAR_COVERAGE_TAKEN), coverage)
     seeds = coverage / (2.4 * lengths.mean(1, keepdim=True))
     share = (1 / lengths) / (1 / lengths).sum(1, keepdim=True)
-    amp = uniform(g, (n, 1), 0.25, 0.45).expand(n, 3)
-    p = dict(length=lengths, angle=angle + normal(g, (n, 3), 0, 2.5), width=widths,
-             taper=uniform(g, (n, 3), 0.4, 0.9), seeds=seeds * share, amp=amp,
-             spread=torch.full((n, 3), 0.75, device=g.device), blur=torch.zeros(n, 3, device=g.device))
+    near_len, near_width = base * uniform(g, (n, 1), 2.2, 3.5), uniform(g, (n, 1), 1.0, 1.7)
+    near_seeds = torch.where(near, uniform(g, (n, 1), 0.008, 0.02) / (2.4 * near_width * near_len), 0.0)
+    cat = lambda far, nr: torch.cat([far, nr], 1)                  # noqa: E731 - far layers | near layer
+    p = dict(length=cat(lengths, near_len), angle=cat(angle + normal(g, (n, 3), 0, 2.5), angle + normal(g, (n, 1), 0, 1.5)),
+             width=cat(widths, near_width), taper=uniform(g, (n, 4), 0.4, 0.9), seeds=cat(seeds * share, near_seeds),
+             amp=cat(uniform(g, (n, 1), 0.25, 0.45).expand(n, 3), uniform(g, (n, 1), 0.45, 0.8)),
+             spread=torch.tensor([[0.75, 0.75, 0.75, 0.5]], device=dev).expand(n, 4),
+             blur=cat(torch.zeros(n, 3, device=dev), uniform(g, (n, 1), 0.0, 0.6)))
     return {k: _pad(v, 1.0 if k in ("length", "width") else 0.0) for k, v in p.items()}
 
 
