@@ -249,3 +249,16 @@ def test_the_near_layer_stage_is_m_psnr_on_the_new_light_rain():
     head = load_train_config("m_near_prior")
     assert head.init_weights == "runs/m_near/last.pt"
     assert head.recipe_weights == load_train_config("m_rainfirst_prior").recipe_weights
+
+
+def test_the_second_near_layer_stage_continues_m_near_on_a_short_schedule():
+    """m_near2: m_near's body trained on with the same mix and losses, a lower peak lr, another seed; its
+    head re-fitted as m_rainfirst_prior."""
+    stage, first = load_train_config("m_near2"), load_train_config("m_near")
+    assert stage.init_weights == "runs/m_near/last.pt" and stage.stage == "full"
+    assert (stage.recipe_weights, stage.loss, stage.crop, stage.batch) == \
+        (first.recipe_weights, first.loss, first.crop, first.batch)
+    assert stage.lr < first.lr and stage.steps < first.steps and stage.seed != first.seed
+    head = load_train_config("m_near2_prior")
+    assert head.init_weights == "runs/m_near2/last.pt"
+    assert head.recipe_weights == load_train_config("m_rainfirst_prior").recipe_weights
