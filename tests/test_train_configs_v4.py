@@ -22,8 +22,7 @@ def test_m_and_m_gpu_resolve():
     assert gpu.recipe_weights == load_train_config("m_rainfirst").recipe_weights   # light rain half the mix
     assert haze.recipe_weights["haze"] > cont.recipe_weights["haze"]        # gives haze its share back
     psnr = load_train_config("m_psnr")                                      # the stage that made the default:
-    assert {k: v for k, v in gpu.loss.items() if k not in ("pixel", "psnr")} == \
-        {k: v for k, v in m.loss.items() if k not in ("pixel", "psnr")}     # m's losses, except
+    assert _other_losses(gpu.loss) == _other_losses(m.loss)                 # m's losses, except
     assert (gpu.loss["pixel"], gpu.loss["psnr"]) == (psnr.loss["pixel"], psnr.loss["psnr"])  # its image terms
     assert gpu.loss["gt_signal_prob"] == 0.25
     assert all(r.startswith(".devdata/") for r in gpu.data_roots)         # the photos carried to the device
@@ -213,52 +212,58 @@ def test_the_psnr_stage_continues_the_default_on_the_rain_first_mix_with_a_per_s
          first_head.seed)
 
 
+def _other_losses(loss: dict) -> dict:
+    """A stage's loss weights other than its image terms (Charbonnier `pixel` and `psnr`)."""
+    return {k: v for k, v in loss.items() if k not in ("pixel", "psnr")}
+
+
+def _continues(name: str, first_name: str):
+    """(stage, first): `name` trains `first_name`'s body on (a full stage from runs/<first>/last.pt) with
+    its recipe mix, crops and batch."""
+    stage, first = load_train_config(name), load_train_config(first_name)
+    assert stage.init_weights == f"runs/{first_name}/last.pt" and stage.stage == "full"
+    assert (stage.recipe_weights, stage.crop, stage.batch) == (first.recipe_weights, first.crop, first.batch)
+    return stage, first
+
+
+def _head_refit_follows(body: str):
+    """`<body>_prior` re-fits the prior head on runs/<body>/last.pt as m_rainfirst_prior does."""
+    head = load_train_config(f"{body}_prior")
+    assert head.init_weights == f"runs/{body}/last.pt"
+    assert head.recipe_weights == load_train_config("m_rainfirst_prior").recipe_weights
+
+
 def test_the_second_psnr_stage_continues_m_psnr_on_a_new_shorter_schedule():
     """m_psnr2: m_psnr's body (before its head re-fit) trained on with the same losses and mix, a lower peak
     lr and another seed; its head re-fitted as m_rainfirst_prior."""
-    stage, first = load_train_config("m_psnr2"), load_train_config("m_psnr")
-    assert stage.init_weights == "runs/m_psnr/last.pt" and stage.stage == "full"
-    assert (stage.recipe_weights, stage.loss, stage.crop, stage.batch) == \
-        (first.recipe_weights, first.loss, first.crop, first.batch)
+    stage, first = _continues("m_psnr2", "m_psnr")
+    assert stage.loss == first.loss
     assert stage.lr < first.lr and stage.steps < first.steps and stage.seed != first.seed
-    head = load_train_config("m_psnr2_prior")
-    assert head.init_weights == "runs/m_psnr2/last.pt"
-    assert head.recipe_weights == load_train_config("m_rainfirst_prior").recipe_weights
+    _head_refit_follows("m_psnr2")
 
 
 def test_the_third_psnr_stage_weighs_the_psnr_term_more():
     """m_psnr3: m_psnr's body trained on with the Charbonnier term halved again and the per-crop PSNR
     term doubled, everything else of m_psnr (mix, crops, other losses) kept."""
-    stage, first = load_train_config("m_psnr3"), load_train_config("m_psnr")
-    assert stage.init_weights == "runs/m_psnr/last.pt" and stage.stage == "full"
+    stage, first = _continues("m_psnr3", "m_psnr")
     assert stage.loss["pixel"] == first.loss["pixel"] / 2 and stage.loss["psnr"] == 2 * first.loss["psnr"]
-    others = lambda loss: {k: v for k, v in loss.items() if k not in ("pixel", "psnr")}  # noqa: E731
-    assert others(stage.loss) == others(first.loss)
-    assert (stage.recipe_weights, stage.crop, stage.batch) == (first.recipe_weights, first.crop, first.batch)
+    assert _other_losses(stage.loss) == _other_losses(first.loss)
     assert stage.seed not in (first.seed, load_train_config("m_psnr2").seed)
 
 
 def test_the_near_layer_stage_is_m_psnr_on_the_new_light_rain():
     """m_near: m_psnr's body trained on with m_psnr's losses and mix (the light rain now draws a near
     layer in half of its samples, training/synth_torch/rain.py); its head re-fitted as m_rainfirst_prior."""
-    stage, first = load_train_config("m_near"), load_train_config("m_psnr")
-    assert stage.init_weights == "runs/m_psnr/last.pt" and stage.stage == "full" and stage.synth == "torch"
-    assert (stage.recipe_weights, stage.loss, stage.crop, stage.batch) == \
-        (first.recipe_weights, first.loss, first.crop, first.batch)
+    stage, first = _continues("m_near", "m_psnr")
+    assert stage.synth == "torch" and stage.loss == first.loss
     assert stage.seed not in (first.seed, load_train_config("m_psnr2").seed, load_train_config("m_psnr3").seed)
-    head = load_train_config("m_near_prior")
-    assert head.init_weights == "runs/m_near/last.pt"
-    assert head.recipe_weights == load_train_config("m_rainfirst_prior").recipe_weights
+    _head_refit_follows("m_near")
 
 
 def test_the_second_near_layer_stage_continues_m_near_on_a_short_schedule():
     """m_near2: m_near's body trained on with the same mix and losses, a lower peak lr, another seed; its
     head re-fitted as m_rainfirst_prior."""
-    stage, first = load_train_config("m_near2"), load_train_config("m_near")
-    assert stage.init_weights == "runs/m_near/last.pt" and stage.stage == "full"
-    assert (stage.recipe_weights, stage.loss, stage.crop, stage.batch) == \
-        (first.recipe_weights, first.loss, first.crop, first.batch)
+    stage, first = _continues("m_near2", "m_near")
+    assert stage.loss == first.loss
     assert stage.lr < first.lr and stage.steps < first.steps and stage.seed != first.seed
-    head = load_train_config("m_near2_prior")
-    assert head.init_weights == "runs/m_near2/last.pt"
-    assert head.recipe_weights == load_train_config("m_rainfirst_prior").recipe_weights
+    _head_refit_follows("m_near2")
