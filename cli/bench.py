@@ -56,22 +56,26 @@ def image_shape(megapixels: float):
     return max(1, round(W * 3 / 4)), W
 
 
-def _peak_rss_mib() -> float:
+def _rusage():
+    """This process's resource usage, or None where the `resource` module is missing (Windows)."""
     try:
         import resource
-    except ImportError:                                  # Windows
+    except ImportError:
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF)
+
+
+def _peak_rss_mib() -> float:
+    usage = _rusage()
+    if usage is None:
         return float("nan")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 2 ** 10    # bytes on macOS, KiB on Linux
+    return usage.ru_maxrss / (2 ** 20 if sys.platform == "darwin" else 2 ** 10)   # bytes on macOS, KiB on Linux
 
 
 def _minor_faults() -> float:
     """Page faults served without I/O so far: fresh pages the allocator got from the kernel."""
-    try:
-        import resource
-    except ImportError:                                  # Windows
-        return float("nan")
-    return float(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
+    usage = _rusage()
+    return float("nan") if usage is None else float(usage.ru_minflt)
 
 
 def _build(args):
