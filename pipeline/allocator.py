@@ -9,8 +9,8 @@ trimming only beyond 256 MiB made a 1 MP restore of weather-m-v4.6 about 15 % fa
 
 Applied once per process, on Linux with glibc, by `pipeline.restore.restore_batch` when the network
 runs on the CPU (so the command line and the ComfyUI nodes alike). Left alone when the user set
-glibc's own MALLOC_*_ variables or another allocator answers `mallopt`'s absence; turned off with
-WEATHER_RESTORE_MALLOC_TUNING=0.
+glibc's own MALLOC_*_ variables, or where the C library has no `mallopt` or refuses the values;
+turned off with WEATHER_RESTORE_MALLOC_TUNING=0.
 """
 import ctypes
 import logging
