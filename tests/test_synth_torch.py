@@ -208,8 +208,10 @@ def test_trainer_with_torch_synth_runs_and_resumes_identically(tmp_path):
     assert (snowy.weather(_photos(4, 32, 32), 0)["recipe_index"] == RECIPES.index("snow")).all()
 
 
-def test_downpour_is_one_direction_of_streaks_under_a_patchy_veil():
+def test_downpour_is_one_direction_of_streaks_under_a_patchy_veil(monkeypatch):
+    from weather_restore.training.synth_torch import rain
     from weather_restore.training.synth_torch.rain import apply_rain, make_rain, rain_labels
+    monkeypatch.setattr(rain, "WIND_SHARE", 0.0)          # near-vertical: the direction shows in gradients
     img = torch.full((4, 3, 96, 96), 0.3)
     g = torch.Generator().manual_seed(0)
     yes = torch.ones(4, dtype=torch.bool)
@@ -267,3 +269,19 @@ def test_light_rain_has_a_near_layer_in_half_of_the_samples(monkeypatch):
         layer = rain.make_rain(torch.Generator().manual_seed(4), 16, 96, 96, torch.zeros(16, dtype=torch.bool))
         return torch.quantile(layer.streaks.flatten(), 0.999)
     assert brightest(1.0) > 1.2 * brightest(0.0)
+
+
+def test_light_rain_and_downpours_also_fall_slanted_by_wind():
+    """Half of the samples fall near vertically (the numpy synthesizer's angles), half anywhere within
+    +-WIND_LIMIT: without slanted rain the network left light rain at 28 degrees and more."""
+    from weather_restore.training.synth_torch import rain
+    n = 4000
+    for draw, limit in ((rain._light, 28), (rain._downpour, 35)):
+        a = draw(torch.Generator().manual_seed(5), n)["angle"][:, 1]       # a far layer: dominant angle + jitter
+        assert a.abs().max() <= rain.WIND_LIMIT + 12
+        steep = (a.abs() > limit + 8).float().mean()                       # only windy draws get there
+        assert 0.5 * 0.6 * (rain.WIND_LIMIT - limit - 8) / rain.WIND_LIMIT < steep < 0.5 * (rain.WIND_LIMIT - limit) / rain.WIND_LIMIT + 0.05
+        assert (a.abs() < 10).float().mean() > 0.35                        # most of the calm half and some windy
+    angles = rain._fall_angle(torch.Generator().manual_seed(6), n, 9, 28)
+    assert angles.shape == (n, 1) and angles.abs().max() <= rain.WIND_LIMIT
+    assert 0.12 < (angles.abs() > 28).float().mean() < 0.26               # 0.5 * 17 / 45 = 0.19

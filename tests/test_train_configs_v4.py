@@ -267,3 +267,13 @@ def test_the_second_near_layer_stage_continues_m_near_on_a_short_schedule():
     assert stage.loss == first.loss
     assert stage.lr < first.lr and stage.steps < first.steps and stage.seed != first.seed
     _head_refit_follows("m_near2")
+
+
+def test_the_wind_stage_continues_m_near_on_slanted_rain():
+    """m_wind: m_near's body trained on with its mix, losses and schedule on the synthesizer whose light
+    rain and downpours also fall slanted (training/synth_torch/rain.py, WIND_SHARE); its head re-fitted
+    as m_rainfirst_prior."""
+    stage, first = _continues("m_wind", "m_near")
+    assert stage.synth == "torch" and stage.loss == first.loss
+    assert (stage.lr, stage.steps) == (first.lr, first.steps) and stage.seed not in (first.seed, load_train_config("m_near2").seed)
+    _head_refit_follows("m_wind")
