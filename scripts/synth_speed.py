@@ -4,6 +4,7 @@ optionally whole training steps per second of a train config with each.
 
     .venv/bin/python scripts/synth_speed.py                       # data path, batch 4, 128 px, 2 threads
     .venv/bin/python scripts/synth_speed.py --train s --steps 12  # + training steps/s of config s
+    .venv/bin/python scripts/synth_speed.py --train m_near --batch 8 --synth torch --amp off,bf16  # fp32 vs bf16
     .venv/bin/python scripts/synth_speed.py --device cuda --batch 32 --crop 256
 
 Photos come from ../shared/data/train/clean (as the train configs); the first batches are warm-up
@@ -52,12 +53,15 @@ def data_path(kind: str, batch: int, crop: int, batches: int, warmup: int, devic
     return batches * batch / (time.perf_counter() - t0)
 
 
-def train_speed(config: str, synth: str, steps: int, warmup: int, device: str) -> float:
-    """Training steps/s of `config` with the given synthesizer (checkpoints go to a temp folder)."""
+def train_speed(config: str, synth: str, steps: int, warmup: int, device: str, amp: str = None,
+                batch: int = None, crop: int = None) -> float:
+    """Training steps/s of `config` with the given synthesizer, optionally another autocast (`amp`),
+    batch or crop (checkpoints go to a temp folder)."""
     from weather_restore.training.train_config import load_train_config
     from weather_restore.training.trainer import Trainer
     cfg = load_train_config(config)
     cfg.synth, cfg.threads = synth, 0
+    cfg.amp, cfg.batch, cfg.crop = amp or cfg.amp, batch or cfg.batch, crop or cfg.crop
     cfg.eval = {**cfg.eval, "folder": None}
     with tempfile.TemporaryDirectory() as out:
         tr = Trainer(cfg, out, device=device, show_progress=False)
@@ -82,6 +86,10 @@ def main(argv=None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--train", default=None, help="also time training steps of this train config")
     p.add_argument("--steps", type=int, default=10, help="timed training steps (with --train)")
+    p.add_argument("--synth", default="numpy,torch", help="synthesizers to time training with (with --train)")
+    p.add_argument("--amp", default=None,
+                   help="autocast settings to time training with, e.g. off,bf16 (with --train; default: the config's); "
+                        "the training crops are --batch x --crop")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
@@ -91,10 +99,11 @@ def main(argv=None) -> None:
         print(f"  {k:5s} synthesizer: {v:7.1f} crops/s")
     print(f"  torch / numpy: {speeds['torch'] / speeds['numpy']:.1f}x")
     if a.train:
-        print(f"training, config {a.train}:")
-        for k in ("numpy", "torch"):
-            s = train_speed(a.train, k, a.steps, 2, a.device)
-            print(f"  {k:5s} synthesizer: {s:.3f} steps/s")
+        print(f"training, config {a.train}, batch {a.batch} x {a.crop} px:")
+        for k in a.synth.split(","):
+            for amp in (a.amp.split(",") if a.amp else [None]):
+                s = train_speed(a.train, k, a.steps, 2, a.device, amp, a.batch, a.crop)
+                print(f"  {k:5s} synthesizer, amp {amp or 'as configured'}: {s:.3f} steps/s, {s * a.batch:.1f} crops/s")
 
 
 if __name__ == "__main__":

@@ -59,6 +59,24 @@ def test_ssim_identity_and_constant_images():
     assert L.ssim(x, torch.rand(2, 3, 16, 16)).max() < 0.2
 
 
+def test_image_losses_stay_float32_under_bf16_autocast():
+    """Under autocast the convolutions of SSIM would run in bf16, where E[y^2] - mu^2 of a nearly
+    restored crop cancels to zero or below (-inf once ended a CPU bf16 run): the terms must match
+    float32 and stay finite."""
+    torch.manual_seed(0)
+    t = torch.rand(4, 3, 48, 48) * 0.1 + 0.85                      # bright, flat: the worst case
+    y = (t + 1e-3 * torch.randn_like(t)).requires_grad_()
+    w = {"pixel": 0.5, "freq": 0.05, "ssim": 0.2, "psnr": 0.01}
+    ref = L.image_losses(y, t, w)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = L.image_losses(y.bfloat16(), t, w)
+        srd = L.srd_loss([torch.full((4, 1, 12, 12), 0.3)], torch.full((4, 1, 48, 48), 0.3))
+    for k in ref:
+        assert got[k].dtype == torch.float32 and torch.isfinite(got[k]).all(), k
+        assert torch.allclose(got[k], ref[k], rtol=0.05, atol=2e-4), (k, got[k], ref[k])
+    assert srd.dtype == torch.float32 and srd.item() == pytest.approx(-(0.3 * math.log(0.3) + 0.7 * math.log(0.7)), rel=1e-4)
+
+
 def test_difficulty_weights_favour_poor_outputs_and_average_one():
     score = torch.tensor([0.9, 0.5, 0.1])
     w = L.difficulty_weights(score, 1.0)

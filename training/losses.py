@@ -63,8 +63,13 @@ def ssim(y: torch.Tensor, t: torch.Tensor, window: int = 11, sigma: float = 1.5,
 
 def image_losses(y: torch.Tensor, t: torch.Tensor, w: dict) -> dict:
     """Per-sample (B,) image terms, each already multiplied by its weight from the loss config
-    (computed in float32 even under autocast)."""
-    y, t = y.float(), t.float()
+    (computed in float32 even under autocast: SSIM's E[y^2] - mu^2 in bf16 cancels to zero or below, and
+    its -inf once ended a CPU bf16 run at step 4)."""
+    with torch.autocast(y.device.type, enabled=False):
+        return _image_losses(y.float(), t.float(), w)
+
+
+def _image_losses(y: torch.Tensor, t: torch.Tensor, w: dict) -> dict:
     out = {"pixel": w["pixel"] * charbonnier(y, t, w.get("charbonnier_eps", 1e-3))}
     if w.get("freq", 0):
         out["freq"] = w["freq"] * frequency_l1(y, t)
@@ -131,7 +136,8 @@ def srd_loss(attentions, target: torch.Tensor) -> torch.Tensor:
             mode = "area" if t.shape[-1] >= a.shape[-1] else "bilinear"
             t = F.interpolate(t, size=a.shape[-2:], mode=mode,
                               **({} if mode == "area" else {"align_corners": False}))
-        total = total + F.binary_cross_entropy(a.float().clamp(1e-6, 1 - 1e-6), t.float().clamp(0, 1))
+        with torch.autocast(a.device.type, enabled=False):          # CUDA autocast refuses binary_cross_entropy
+            total = total + F.binary_cross_entropy(a.float().clamp(1e-6, 1 - 1e-6), t.float().clamp(0, 1))
     return total / max(1, len(attentions))
 
 
