@@ -19,7 +19,7 @@ import torch
 from ..hub import manifest
 from ..models.device import pick_device
 from ..pipeline.memory import MIN_TILE
-from ..pipeline.precision import PRECISIONS, pick_dtype
+from ..pipeline.precision import PRECISIONS, choose_autocast, pick_dtype
 from ..pipeline.restore import DEFAULT_OVERLAP, DEFAULT_TILE
 from ..pipeline.weights import choose_cli_weights, load_verified
 
@@ -50,6 +50,7 @@ def load_model(spec: Optional[str], device: str = "auto", precision: str = "auto
     choice = choose_weights(spec, manifest_path)
     dev = pick_device(device)
     model, entry = load_verified(choice.path, choice.entry, dev, pick_dtype(precision, dev), manifest_path)
+    model.autocast_dtype = choose_autocast(precision, dev.type)
     return model, WeightsChoice(choice.path, entry)
 
 
@@ -58,7 +59,8 @@ def add_model_arguments(p, weights_help: str = "") -> None:
                    help=weights_help or "manifest id or .safetensors file (default: the manifest's default restorer)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda | cuda:N | mps")
     p.add_argument("--precision", default="auto", choices=list(PRECISIONS),
-                   help="auto = fp32 on cpu and mps, fp16 on GPUs with tensor cores (never bf16)")
+                   help="auto = fp32 weights on cpu (bf16 convolutions under autocast where the CPU computes bf16 natively) "
+                        "and mps, fp16 on GPUs with tensor cores (never bf16 weights)")
     p.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's choice)")
 
 
@@ -81,4 +83,6 @@ def apply_threads(threads) -> None:
 def describe(model, choice: WeightsChoice) -> str:
     p = next(model.parameters())
     n = sum(t.numel() for t in model.parameters())
-    return f"{choice.label} (config {model.cfg.name}, {n / 1e6:.2f} M params) on {p.device}, {str(p.dtype).replace('torch.', '')}"
+    dt = getattr(model, "autocast_dtype", None)
+    mixed = f", {str(dt).replace('torch.', '')} autocast" if dt else ""
+    return f"{choice.label} (config {model.cfg.name}, {n / 1e6:.2f} M params) on {p.device}, {str(p.dtype).replace('torch.', '')}{mixed}"

@@ -60,6 +60,8 @@ class WeatherRestorer(nn.Module):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
         self.cfg = cfg
+        # inference computes under autocast in this dtype where the loader sets one (models.tiling.network_autocast)
+        self.autocast_dtype: Optional[torch.dtype] = None
         dims, L = cfg.dims, cfg.levels
         self.shallow = nn.Conv2d(3, dims[0], 3, padding=1, **kw)
         self.sar = nn.ModuleList(SARUnit(d, cfg.sar_hidden_ratio, **kw) for d in dims)

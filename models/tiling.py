@@ -105,6 +105,13 @@ def _model_place(model: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
     return p.device, p.dtype
 
 
+def network_autocast(model: torch.nn.Module):
+    """The autocast every inference call of the network runs under: on in `model.autocast_dtype`
+    where the loader set one (pipeline/precision.py: auto on a CPU with native bf16), else off."""
+    dtype = getattr(model, "autocast_dtype", None)
+    return torch.autocast(_model_place(model)[0].type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+
+
 def _density_tiles(H: int, W: int, tile: int, stride: int) -> Tuple[List[Tile], int]:
     overlap = min(64, tile // 4)
     return plan_tiles(H, W, tile, overlap, align=stride), overlap
@@ -142,7 +149,8 @@ def global_signals(model, x: torch.Tensor, size: int = ANALYSIS_SIZE, tile: Opti
         nonlocal done
         if should_stop is not None and should_stop():
             raise InterruptedError(f"signals stopped after {done} of {B * per_item} steps")
-        out = predict(inp)
+        with network_autocast(model):
+            out = predict(inp)
         done += 1
         if on_step is not None:
             on_step(done, B * per_item)
@@ -160,7 +168,9 @@ def global_signals(model, x: torch.Tensor, size: int = ANALYSIS_SIZE, tile: Opti
         if max(H, W) > size:
             scale = size / max(H, W)
             small = (max(1, round(H * scale)), max(1, round(W * scale)))
-            whole = F.interpolate(xi, size=small, mode="bilinear", align_corners=False, antialias=True)
+            # shrunk in float32: antialiased resizing has no bf16 / fp16 kernel on the CPU
+            whole = F.interpolate(x[i:i + 1].to(device=device, dtype=torch.float32), size=small, mode="bilinear",
+                                  align_corners=False, antialias=True).to(dtype)
         priors.append(torch.sigmoid(call(model.predict_signals, whole).prior_logits.float()).to(x.device))
         if len(tiles) == 1:
             densities.append(torch.sigmoid(call(model.predict_density, xi).float()).to(x.device))
@@ -230,7 +240,8 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         crop = x[i:i + 1, :, y0:y1, x0:x1].to(device=device, dtype=dtype)
         p = None if prior is None else prior[i:i + 1].to(device=device, dtype=dtype)
         d = None if density is None else density[i:i + 1, :, y0:y1, x0:x1].to(device=device, dtype=dtype)
-        return model(crop, prior=p, density=d).image.float().to(x.device)
+        with network_autocast(model):
+            return model(crop, prior=p, density=d).image.float().to(x.device)
 
     if len(tiles) == 1:
         for i in range(B):

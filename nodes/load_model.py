@@ -4,7 +4,7 @@ from pathlib import Path
 
 from comfy_api.latest import io
 
-from ..pipeline.precision import PRECISIONS
+from ..pipeline.precision import PRECISIONS, choose_autocast
 from ..pipeline.weights import DEFAULT_CHOICE, load_verified, resolve_weights
 from . import model_patcher, paths
 from .types import CATEGORY, NODE_PREFIX, WeatherModel, WeatherModelType
@@ -53,7 +53,8 @@ class LoadWeatherModel(io.ComfyNode):
                                        "quality signals; 'none' uses the restorer's own learned heads. "
                                        "CLIP files go in ComfyUI/models/clip."),
                 io.Combo.Input("precision", options=list(PRECISIONS), default="auto",
-                               tooltip="auto: fp32 on CPU and Apple MPS, fp16 on GPUs that run it well. "
+                               tooltip="auto: fp32 on CPU (convolutions in bf16 where the CPU computes it natively) and Apple MPS, "
+                                       "fp16 on GPUs that run it well. "
                                        "fp32 is the reference; fp16 halves memory; bf16 is coarser."),
                 io.Boolean.Input("download_clip", default=False,
                                  tooltip="Off: a manifest CLIP must already be in ComfyUI/models/clip (the error says "
@@ -69,6 +70,7 @@ class LoadWeatherModel(io.ComfyNode):
         path, entry = resolve_weights(weights, paths.find_weights_file, paths.weather_dirs())
         dtype = model_patcher.pick_dtype(precision)
         restorer, entry = load_verified(path, entry, model_patcher.offload_device(), dtype)
+        restorer.autocast_dtype = choose_autocast(precision, model_patcher.load_device().type)
         patcher = model_patcher.wrap(restorer, dtype)
         label = entry["id"] if entry else Path(path).name
         clip_signals = clip_patcher = None

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.signals import QUALITY_TIERS, WEATHER_TYPES, quality_score
-from ..models.tiling import ANALYSIS_SIZE, global_signals
+from ..models.tiling import ANALYSIS_SIZE, global_signals, network_autocast
 from .layout import InputError
 from .memory import MIN_TILE, OOM_ERRORS, shrink_on_oom
 from .stopping import stop_between_layers
@@ -76,12 +76,13 @@ def learned_quality(model, x: torch.Tensor, size: int = ANALYSIS_SIZE,
     for i in range(x.shape[0]):
         if should_stop is not None and should_stop():
             raise InterruptedError(f"quality stopped before image {i + 1} of {x.shape[0]}")
-        xi = x[i:i + 1].to(device=device, dtype=dtype)
+        xi = x[i:i + 1].to(device=device, dtype=torch.float32)
         scale = size / max(H, W)
-        if scale < 1:
+        if scale < 1:                           # in float32: antialiased resizing has no bf16 / fp16 CPU kernel
             xi = F.interpolate(xi, size=(max(1, round(H * scale)), max(1, round(W * scale))),
                                mode="bilinear", align_corners=False, antialias=True)
-        logits = model.predict_signals(xi).quality_logits.float()
+        with network_autocast(model):
+            logits = model.predict_signals(xi.to(dtype)).quality_logits.float()
         probs.append(torch.softmax(logits, dim=-1).to(x.device))
     return torch.cat(probs)
 

@@ -20,6 +20,14 @@ sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(1)  # tiny tensors: one thread is fastest and steady on a shared 2-core machine
 
 
+@pytest.fixture(autouse=True)
+def _fp32_on_every_cpu(monkeypatch):
+    """Tests compute the same on every CPU: `auto` precision's bf16 autocast (CPUs with native bf16)
+    is off unless a test turns it on (monkeypatch cpu_has_native_bf16)."""
+    from weather_restore.pipeline import precision
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
+
+
 @pytest.fixture
 def tiny_cfg():
     from weather_restore.models import load_config

@@ -123,11 +123,40 @@ def test_command_line_precision_is_the_nodes_choice():
     from weather_restore.pipeline.precision import device_support, pick_dtype
     cpu = torch.device("cpu")
     assert cli_pick is pick_dtype                                # one function, not a copy
-    assert device_support(cpu) == (False, True)
+    assert device_support(cpu) == (False, precision_module().cpu_has_native_bf16())
     assert pick_dtype("auto", cpu) == torch.float32 == choose_dtype("auto", "cpu", True, True)
     assert pick_dtype("bf16", cpu) == torch.bfloat16
     with pytest.raises(InputError, match="precision must be one of"):
         pick_dtype("half", cpu)
+
+
+def precision_module():
+    from weather_restore.pipeline import precision
+    return precision
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    read = precision_module().native_bf16_in
+    zen4 = tmp_path / "zen4"
+    zen4.write_text("processor\t: 0\nflags\t\t: fpu avx2 avx512f avx512_bf16 avx512_vnni\n\nflags\t: fpu\n")
+    spr = tmp_path / "spr"
+    spr.write_text("flags\t\t: fpu avx2 avx512f amx_bf16 amx_tile\n")
+    old = tmp_path / "old"
+    old.write_text("flags\t\t: fpu avx2 avx512f avx512bw\n")          # AVX-512 without bf16: emulated, slow
+    assert read(str(zen4)) and read(str(spr))
+    assert not read(str(old)) and not read(str(tmp_path / "absent"))
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_computes_in_bf16_under_autocast_only_on_a_native_bf16_cpu(monkeypatch, native):
+    """fp32 weights always; bf16 autocast for auto on a CPU with native bf16, never on other devices or
+    for an explicit precision (the command line and the node ask the same function)."""
+    p = precision_module()
+    monkeypatch.setattr(p, "cpu_has_native_bf16", lambda: native)
+    assert p.choose_dtype("auto", "cpu", False, native) == torch.float32
+    assert p.choose_autocast("auto", "cpu") == (torch.bfloat16 if native else None)
+    assert all(p.choose_autocast(q, "cpu") is None for q in ("fp32", "fp16", "bf16"))
+    assert all(p.choose_autocast("auto", d) is None for d in ("cuda", "mps", "xpu"))
 
 
 def test_normalised_heatmap_spans_the_colours_of_a_faint_map():

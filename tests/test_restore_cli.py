@@ -346,6 +346,20 @@ def test_default_entry_is_verified_before_loading(tmp_path, weights):
         model_loading.load_model(None, "cpu", "fp32", m)
 
 
+@pytest.mark.parametrize("native", [True, False])
+def test_loading_sets_the_autocast_of_auto_precision(monkeypatch, tmp_path, weights, native):
+    """auto on a CPU with native bf16: fp32 weights that compute in bf16 under autocast, said by describe."""
+    from weather_restore.pipeline import precision
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    m = weights.parent / f"manifest_autocast_{native}.json"     # a bundled path lies inside the manifest's folder
+    m.write_text(json.dumps({"schema": 1, "weights": [_restorer_entry(weights, "tiny-v1", default=True)]}))
+    model, choice = model_loading.load_model(None, "cpu", "auto", m)
+    assert next(model.parameters()).dtype == torch.float32
+    assert model.autocast_dtype == (torch.bfloat16 if native else None)
+    assert ("bfloat16 autocast" in model_loading.describe(model, choice)) == native
+    assert model_loading.load_model(None, "cpu", "fp32", m)[0].autocast_dtype is None
+
+
 def test_a_corrupt_bundled_file_given_by_path_is_refused(tmp_path, weights):
     """--weights PATH goes through the same check as a node's user file: a manifest file name with
     another sha256 is refused, not loaded unverified."""

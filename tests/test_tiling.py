@@ -118,6 +118,40 @@ def test_signals_once_per_image_prior_downscaled_density_at_full_resolution():
                                m(x, given.expand(2, 4), d).image.clamp(0, 1), atol=1e-6, rtol=0)
 
 
+def test_signals_of_a_bf16_model_on_the_cpu(tiny_model):
+    """`--precision bf16` on the CPU: the downscaled copy for the prior is made in float32 (antialiased
+    resizing has no bf16 CPU kernel) and the signals match the float32 model's."""
+    import copy
+    x = torch.rand(1, 3, 48, 72, generator=torch.Generator().manual_seed(2))
+    p32, d32 = global_signals(tiny_model, x, 32)
+    p16, d16 = global_signals(copy.deepcopy(tiny_model).to(torch.bfloat16), x, 32)
+    assert p16.shape == (1, 4) and d16.shape == (1, 1, 48, 72)
+    torch.testing.assert_close(p16.float(), p32, atol=0.03, rtol=0)
+    torch.testing.assert_close(d16.float(), d32, atol=0.03, rtol=0)
+
+
+def test_a_model_with_an_autocast_dtype_computes_in_it_and_returns_float32(tiny_model):
+    """models.tiling.network_autocast: every network call of the signals and the tiles runs under
+    autocast in model.autocast_dtype (the convolutions in bf16), the image comes back float32 and
+    close to the float32 restoration; without the attribute (any nn.Module) autocast stays off."""
+    x = torch.rand(1, 3, 40, 52, generator=torch.Generator().manual_seed(3))
+    ref = restore_image(tiny_model, x, tile=32, overlap=8)
+    seen = []
+    hook = tiny_model.shallow.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    try:
+        tiny_model.autocast_dtype = torch.bfloat16
+        out = restore_image(tiny_model, x, tile=32, overlap=8)
+        p, d = global_signals(tiny_model, x, 32)
+    finally:
+        tiny_model.autocast_dtype = None
+        hook.remove()
+    assert out.dtype == torch.float32 and p.dtype == d.dtype == torch.float32
+    assert seen and set(seen) == {torch.bfloat16}
+    torch.testing.assert_close(out, ref, atol=0.03, rtol=0)
+    assert (out - ref).abs().mean() < 3e-3
+    assert PixelModel().__dict__.get("autocast_dtype") is None          # a plain module: no autocast
+
+
 def _psnr(a, b):
     return 10 * math.log10(1 / float(((a - b) ** 2).mean()))
 
