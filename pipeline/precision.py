@@ -3,9 +3,11 @@ weights, and the autocast dtype the network computes its convolutions and matrix
 
 auto is what is safe and fast for the device:
 - CPU: fp32 weights; where the CPU has native bf16 instructions (AVX512-BF16 or AMX: AMD Zen 4,
-  Intel Sapphire Rapids and later) the convolutions and matrix products run in bf16 under autocast, everything else in fp32. On such
-  a CPU (2 threads, weather-m-v4.7, 1 MP) that restored 1.44x faster than fp32, Rain100L +0.003 dB
-  and HSTS -0.012 dB, a mean difference of 0.06 8-bit levels (docs/BENCHMARKS.md, "bf16 on the CPU").
+  Intel Sapphire Rapids and later) the convolutions and matrix products run in bf16 under
+  autocast, everything else in fp32. On such a CPU (AMD EPYC, 2 threads, weather-m-v4.7, 1 MP) that
+  restored in 2.32-2.40 s against 2.72-2.93 s in fp32 (about 1.2x) with 15-20 % less peak memory,
+  Rain100L +0.003 dB, HSTS -0.012 dB, a mean difference of 0.06 8-bit levels
+  (docs/BENCHMARKS.md, "bf16 on the CPU").
 - MPS: fp32.
 - other accelerators: fp16 where the device runs it well (inside ComfyUI its own judgement, passed
   in as fp16_ok; on the command line `device_support`: CUDA compute capability 7 or above), else fp32.
