@@ -43,10 +43,9 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path, monkeypatch)
     def dies_while_writing(obj, f):   # the process is killed half-way through the next checkpoint
         f.write(b"PK\x03\x04 half a checkpoint")
         raise KeyboardInterrupt("killed")
-    monkeypatch.setattr(ckpt_mod.torch, "save", dies_while_writing)
-    with pytest.raises(KeyboardInterrupt):
+    with monkeypatch.context() as m, pytest.raises(KeyboardInterrupt):
+        m.setattr(ckpt_mod.torch, "save", dies_while_writing)
         killed.fit(4)
-    monkeypatch.undo()
     assert (tmp_path / "b" / "last.pt").read_bytes() == good       # the old checkpoint is intact
     assert (tmp_path / "b" / "last.pt.tmp").is_file()               # the torn write went to the temp file
 
@@ -71,6 +70,22 @@ def test_unreadable_or_foreign_checkpoint_is_refused(tmp_path):
         load_checkpoint(tmp_path / "other.pt")
     with pytest.raises(FileNotFoundError, match="without --resume"):
         load_checkpoint(tmp_path / "absent.pt")
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_amp_trains_in_bf16_on_a_cpu_with_native_bf16(tmp_path, monkeypatch, native):
+    """"amp": "auto" is bf16 autocast on a CPU that computes bf16 natively (and on CUDA with bf16), fp32
+    elsewhere; "off" and "bf16" say so everywhere. Steps in bf16 keep finite float32 losses (psnr, ssim)."""
+    from weather_restore.pipeline import precision
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    tr = Trainer(tiny_train_config(steps=3, loss={"difficulty_start": 0, "psnr": 0.01}), tmp_path / "auto",
+                 dataset=FakeWeather(n=2), show_progress=False)
+    assert tr.amp == native
+    assert not Trainer(tiny_train_config(amp="off"), tmp_path / "off", dataset=FakeWeather(n=2), show_progress=False).amp
+    assert Trainer(tiny_train_config(amp="bf16"), tmp_path / "on", dataset=FakeWeather(n=2), show_progress=False).amp
+    tr.fit()
+    last = json.loads((tmp_path / "auto" / "curve.jsonl").read_text().splitlines()[-1])["losses"]
+    assert all(v == v and abs(v) < 1e6 for v in last.values()), last
 
 
 def test_step_losses_use_the_labels_and_quality_tiers(tmp_path):

@@ -85,7 +85,7 @@ class TrainConfig:
     flips: bool = True                    # random left-right mirroring (same on every field)
     num_workers: int = 0
     threads: int = 0                      # torch threads; 0 = all cores
-    amp: str = "auto"                     # bf16 autocast: auto (on CUDA with bf16), bf16, off
+    amp: str = "auto"                     # bf16 autocast: auto (CUDA with bf16, CPUs with native bf16), bf16, off
     ckpt_every_steps: int = 500
     ckpt_every_minutes: float = 10.0
     log_every: int = 10
