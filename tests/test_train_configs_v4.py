@@ -277,3 +277,15 @@ def test_the_wind_stage_continues_m_near_on_slanted_rain():
     assert stage.synth == "torch" and stage.loss == first.loss
     assert (stage.lr, stage.steps) == (first.lr, first.steps) and stage.seed not in (first.seed, load_train_config("m_near2").seed)
     _head_refit_follows("m_wind")
+
+
+def test_the_dense_rain_stage_continues_v4_8():
+    """m_dense: weather-m-v4.8 (a bundled file, so any machine can run it) trained on with m_wind's mix, crops,
+    losses and schedule on light rain that is dense and bright in 30 % of its samples; its head re-fitted as
+    m_rainfirst_prior."""
+    stage, first = load_train_config("m_dense"), load_train_config("m_wind")
+    assert stage.init_weights == "weights/weather_m_v4_8.safetensors" and stage.stage == "full"
+    assert (stage.recipe_weights, stage.crop, stage.batch) == (first.recipe_weights, first.crop, first.batch)
+    assert stage.synth == "torch" and stage.loss == first.loss
+    assert (stage.lr, stage.steps) == (first.lr, first.steps) and stage.seed != first.seed
+    _head_refit_follows("m_dense")
