@@ -54,7 +54,9 @@ def device_support(device: torch.device):
         return torch.cuda.get_device_capability(device)[0] >= 7, torch.cuda.is_bf16_supported()
     if device.type == "mps":
         return True, False
-    return False, cpu_has_native_bf16()
+    if device.type == "cpu":
+        return False, cpu_has_native_bf16()
+    return False, True
 
 
 def pick_dtype(precision: str, device: torch.device) -> torch.dtype:

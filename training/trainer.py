@@ -119,9 +119,7 @@ def auto_bf16(device: torch.device) -> bool:
     """`"amp": "auto"`: bf16 autocast on CUDA GPUs with bf16 and on CPUs that compute bf16 natively.
     On such a CPU (Zen 4, 2 threads) m's stages ran 1.2x faster (1.5x for the steps alone, batch 4 x
     192 px) and scored as fp32 did after 300 steps from v4.8's body (33.61 against 33.60, BENCHMARKS.md)."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and precision.cpu_has_native_bf16()
+    return device.type in ("cuda", "cpu") and precision.device_support(device)[1]
 
 
 class Trainer:

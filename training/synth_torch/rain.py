@@ -2,9 +2,9 @@
 streak kernels (blur folded in), summed, added to (or screened over) the photo, plus a spray veil.
 
 Light rain (fitted to Rain100L) draws as training/synth/rain.py does, plus a near layer of a few
-wide, bright streaks in half of the samples, and dense, bright streaks in 30 % of them; Rain100H-like heavy rain draws as rain.py does. Light
-rain and downpours fall near vertically in half of the samples (rain.py's angles) and slanted by
-wind, anywhere within +-45 degrees, in the other half.
+wide, bright streaks in half of the samples, and dense, bright streaks in 30 % of them; Rain100H-like
+heavy rain draws as rain.py does. Light rain and downpours fall near vertically in half of the
+samples (rain.py's angles) and slanted by wind, anywhere within +-45 degrees, in the other half.
 The downpour (the other heavy kind) is closer to the real rainy photos than rain.py's: four depth
 sublayers along one direction, widths, lengths, brightness and defocus growing with nearness,
 splashes or bokeh discs, gusts (a patchy seed rate) and a patchy spray veil; its mean brightness and
