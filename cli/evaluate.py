@@ -1,8 +1,11 @@
 """`python weather.py evaluate`: score weights on a paired folder, beside the input-vs-target row.
 
     python weather.py evaluate --weights FILE.safetensors --data ../shared/data/eval/rain100L
-        [--out results.json] [--tile 512 --overlap 64] [--device auto] [--limit N]
+        [--out results.json] [--tile 512 --overlap 64] [--device auto] [--precision fp32] [--limit N]
     python weather.py evaluate --weights none --data ../shared/data/eval/hsts     (input row only)
+
+--precision defaults to fp32, the precision of the manifest's scores; `auto` scores what restore's own
+default computes (bf16 convolutions on a CPU with native bf16, fp16 on most GPUs).
 
 --out is checked before any work: it may be a new file or a JSON report of this command (replaced
 atomically), never a folder or any other file.
@@ -16,7 +19,7 @@ from ..hub.manifest import MANIFEST_PATH, sha256_file
 from ..imagefiles.image_io import write_json
 from ..models.device import pick_device
 from ..models.weights_io import WeightsError
-from ..pipeline.precision import pick_dtype
+from ..pipeline.precision import PRECISIONS, choose_autocast, pick_dtype
 from ..pipeline.weights import choose_cli_weights, load_verified
 from .inputs import folder_problem, output_problem
 from .model_loading import add_tile_arguments
@@ -24,21 +27,24 @@ from .model_loading import add_tile_arguments
 log = logging.getLogger(__name__)
 
 
-def load_for_scoring(spec: str, device: str = "auto", manifest_path: Path = MANIFEST_PATH):
-    """--weights (a file or a manifest id) -> (model in fp32, info for the result JSON), verified as
-    every command and node verifies weights (pipeline.weights.load_verified)."""
+def load_for_scoring(spec: str, device: str = "auto", manifest_path: Path = MANIFEST_PATH, precision: str = "fp32"):
+    """--weights (a file or a manifest id) -> (model in `precision`, info for the result JSON), verified
+    as every command and node verifies weights (pipeline.weights.load_verified); `precision` is chosen
+    as `restore --precision` chooses it (pipeline.precision)."""
     if not Path(spec).expanduser().is_file() and (spec.endswith(".safetensors") or "/" in spec):
         raise WeightsError(f"weights file not found: {spec}; give a .safetensors file, a manifest id, or --weights none")
     path, entry = choose_cli_weights(spec, manifest_path)
     dev = pick_device(device)
-    model, entry = load_verified(path, entry, dev, pick_dtype("fp32", dev), manifest_path)
+    model, entry = load_verified(path, entry, dev, pick_dtype(precision, dev), manifest_path)
+    model.autocast_dtype = choose_autocast(precision, dev.type)
     if entry is None:
         log.info("%s is not in %s; scoring it unverified", path.name, Path(manifest_path).name)
     else:
         log.info("%s verified against manifest entry '%s'", path.name, entry["id"])
     info = {"sha256": entry["sha256"] if entry and entry.get("sha256") else sha256_file(path),
             "manifest_id": entry["id"] if entry else None, "weights": str(path), "config": model.cfg.name,
-            "device": str(dev)}
+            "device": str(dev), "precision": precision,
+            "computes_in": str(model.autocast_dtype or next(model.parameters()).dtype).replace("torch.", "")}
     return model, path.stem, info
 
 
@@ -54,6 +60,8 @@ def add_parser(sub) -> None:
                                             "(a new file, or a report of this command)")
     add_tile_arguments(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default auto)")
+    p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
+                   help="fp32 (default: the manifest's scores) or auto / fp16 / bf16, chosen as restore chooses them")
     p.add_argument("--limit", type=int, help="score only the first N pairs (natural file order)")
     p.set_defaults(run=run)
 
@@ -74,7 +82,7 @@ def _run(args) -> int:
             raise SystemExit(f"evaluate: --out {args.out}: {problem}; give a new file name such as results.json")
     model, name, info = None, None, {}
     if args.weights.lower() != "none":
-        model, name, info = load_for_scoring(args.weights, args.device)
+        model, name, info = load_for_scoring(args.weights, args.device, precision=args.precision)
     result = evaluate_folder(model, args.data, args.input_dir, args.target_dir, tile=args.tile,
                              overlap=args.overlap, limit=args.limit, name=name)
     result.update(info)

@@ -3,6 +3,7 @@
     python weather.py restore assets/sample_rain.png                 -> assets/sample_rain_restored.png
     python weather.py restore photos/ "shots/*.jpg" --out restored/ --save-density --save-prior
     python weather.py restore photo.jpg --region mask.png --feather 24    (only where the mask is white)
+    python weather.py restore misty_rain.jpg --weather haze=0            (remove the rain, keep the mist)
 
 The same service as the Restore node (pipeline.restore.restore_batch): learned signals at the fixed
 analysis size, tiles with feathered overlap (memory is bounded by the tile, plus a few float copies
@@ -14,6 +15,7 @@ Output folders are checked before the model loads. A file that cannot be read or
 and the batch goes on; the exit code is 1 when any input failed, 0 otherwise, 130 on Ctrl-C (after a
 summary; every file is written whole or not at all, so none is left half-written).
 """
+import argparse
 import logging
 from pathlib import Path
 from typing import Optional
@@ -27,7 +29,7 @@ from ..models.weights_io import WeightsError
 from ..pipeline.layout import InputError
 from ..pipeline.memory import MIN_TILE
 from ..pipeline.restore import restore_batch, check_restore_args
-from ..pipeline.signals import learned_prior_density
+from ..pipeline.signals import apply_overrides, learned_prior_density, parse_weather
 from ..imagefiles.image_io import ImageData, output_format, read_image, write_gray8, write_image, write_json
 from .inputs import OutputExists, OutputPlanner, collect_inputs, folder_problem
 from .model_loading import add_model_arguments, add_tile_arguments, apply_threads, describe, load_model
@@ -51,6 +53,10 @@ def add_parser(sub):
     p.add_argument("--region", type=Path, default=None, metavar="MASK",
                    help="restore only where this gray image is white (same size or aspect ratio as the inputs)")
     p.add_argument("--feather", type=int, default=16, help="softness of the --region edge in pixels (default 16)")
+    p.add_argument("--weather", type=_weather_values, default={}, metavar="TYPE=VALUE,...",
+                   help="set weather types by hand, in [0, 1], instead of the learned estimate (as CLIP Weather "
+                        "Prior's manual inputs): e.g. haze=0 removes rain but keeps mist and its brightness; "
+                        "types: rain (rain_streaks), raindrops, snow, haze")
     p.add_argument("--save-density", action="store_true", help="also write <name>_density.png (8-bit gray)")
     p.add_argument("--save-prior", action="store_true", help="also write <name>_prior.json (weather types)")
     p.add_argument("--suffix", default="_restored", help="added to each output name (default _restored)")
@@ -58,6 +64,13 @@ def add_parser(sub):
                    help="replace earlier outputs of this command (inputs and other files are never replaced)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(run=run)
+
+
+def _weather_values(text: str) -> dict:
+    try:
+        return parse_weather(text)
+    except InputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def _check_args(args) -> Optional[str]:
@@ -95,8 +108,10 @@ def restore_file(model, src: Path, planner: OutputPlanner, args, tile_bar=None, 
     device = next(model.parameters()).device
     x = img.to_tensor()                                                # (1, 3, H, W) in [0, 1]
     prior = density = None
-    if args.save_density or args.save_prior:                           # the signals the restoration uses
+    manual = args.weather
+    if args.save_density or args.save_prior or manual:                 # the signals the restoration uses
         prior, density = learned_prior_density(model, x, on_oom=lambda t: empty_cache(device))
+        prior, _ = apply_overrides(prior, manual)
     y = restore_batch(model, x, prior=prior, density=None if density is None else density[:, 0], region=region,
                       strength=args.strength, tile=args.tile, overlap=args.overlap, feather=args.feather,
                       on_progress=on_progress, on_oom=lambda t: empty_cache(device))
@@ -106,7 +121,8 @@ def restore_file(model, src: Path, planner: OutputPlanner, args, tile_bar=None, 
         write_gray8(density_path, density)
     if prior_path is not None:
         values = {k: round(float(v), 4) for k, v in zip(WEATHER_TYPES, prior[0].tolist())}
-        write_json(prior_path, {"image": src.name, "source": "learned", "weather": values})
+        write_json(prior_path, {"image": src.name, "source": "learned+manual" if manual else "learned",
+                                "weather": values})
     return out_path
 
 

@@ -119,6 +119,29 @@ def apply_overrides(p: torch.Tensor, overrides: Dict[str, Optional[float]]) -> T
     return p, changed
 
 
+def parse_weather(text: str) -> Dict[str, float]:
+    """'haze=0,rain=0.8' -> {'haze': 0.0, 'rain_streaks': 0.8}: the command line's form of the manual
+    values CLIP Weather Prior takes (full or short names, values in [0, 1]); InputError names the part."""
+    short_to_full = {short: full for full, short in SHORT_NAMES.items()}
+    out: Dict[str, float] = {}
+    for part in filter(None, (s.strip() for s in text.split(","))):
+        name, sep, value = part.partition("=")
+        name = short_to_full.get(name.strip(), name.strip())
+        if not sep or name not in WEATHER_TYPES:
+            raise InputError(f"'{part}': write TYPE=VALUE with TYPE one of "
+                             f"{', '.join(sorted(set(WEATHER_TYPES) | set(short_to_full)))}, e.g. haze=0")
+        try:
+            v = float(value)
+        except ValueError:
+            raise InputError(f"'{part}': the value must be a number in [0, 1], e.g. haze=0") from None
+        if not (math.isfinite(v) and 0 <= v <= 1):
+            raise InputError(f"'{part}': the value must be in [0, 1]")
+        out[name] = v
+    if not out:
+        raise InputError(f"'{text}': give at least one TYPE=VALUE, e.g. haze=0")
+    return out
+
+
 def summarize_prior(p: torch.Tensor, source: str, threshold: float = 0.1) -> str:
     """'rain 0.82, haze 0.31 (learned)' per image, one line each ('#2: ...' when B > 1);
     types below `threshold` are left out ('clear' when all are)."""

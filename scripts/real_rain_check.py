@@ -3,6 +3,8 @@
 and write a before | after sheet (keep it out of the repository: the photos may not be shipped).
 
     .venv/bin/python scripts/real_rain_check.py weights/weather_s_v2.safetensors /tmp/real_rain_sheet.png
+    .venv/bin/python scripts/real_rain_check.py weather-m-v4.8 /tmp/sheet.png haze=0    (weather set by hand,
+                                                                          as `weather.py restore --weather`)
 """
 import sys
 from pathlib import Path
@@ -19,6 +21,7 @@ weather.load_pack()
 from weather_restore.cli.model_loading import load_model  # noqa: E402
 from weather_restore.evaluation.metrics import quantize  # noqa: E402
 from weather_restore.models.tiling import restore_image  # noqa: E402
+from weather_restore.pipeline.signals import apply_overrides, learned_prior_density, parse_weather  # noqa: E402
 
 REAL_RAIN = ROOT.parent / "shared" / "data" / "train" / "real_rain"
 
@@ -28,18 +31,21 @@ def checked_photos():
     return sorted(REAL_RAIN.glob("*.png"))[::12][:8]
 
 
-def main(weights: str, sheet: str, threads: int = 2) -> None:
+def main(weights: str, sheet: str, weather: str = "", threads: int = 2) -> None:
     torch.set_num_threads(int(threads))
+    manual = parse_weather(weather) if weather else {}
     model, _ = load_model(weights)
     rows = []
     for path in checked_photos():
         before = np.asarray(Image.open(path).convert("RGB"))                          # (H, W, 3) uint8
         x = torch.from_numpy(before).permute(2, 0, 1)[None].float() / 255
         with torch.no_grad():
-            after = quantize(restore_image(model, x, tile=512, overlap=64)[0].permute(1, 2, 0))
+            prior, density = learned_prior_density(model, x)
+            prior, _ = apply_overrides(prior, manual)
+            after = quantize(restore_image(model, x, prior=prior, density=density, tile=512, overlap=64)[0].permute(1, 2, 0))
         change = np.abs(after.astype(int) - before.astype(int))
         shift = after.reshape(-1, 3).mean(0) - before.reshape(-1, 3).mean(0)
-        print(f"{path.name}: mean |change| {change.mean():.2f}, pixels changed by >10: "
+        print(f"{path.name}: prior {np.round(prior[0].numpy(), 2).tolist()}, mean |change| {change.mean():.2f}, pixels changed by >10: "
               f"{100 * (change.max(-1) > 10).mean():.1f} %, mean RGB shift {np.round(shift, 2).tolist()}")
         rows.append(np.concatenate([before, after], axis=1))
     height = min(r.shape[0] for r in rows)

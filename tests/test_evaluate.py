@@ -130,6 +130,26 @@ def test_cli_writes_table_and_json(tmp_path, tiny_model, capsys):
         main(["evaluate", "--weights", "none", "--data", str(tmp_path)])
 
 
+@pytest.mark.parametrize("native", [False, True])
+def test_cli_precision_scores_what_restore_computes(tmp_path, tiny_model, monkeypatch, native):
+    """--precision follows restore's rule: auto on a native-bf16 CPU computes in bf16 under autocast."""
+    from weather_restore.pipeline import precision
+    monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: native)
+    _write_pairs(tmp_path / "data", names=("1.png",), size=(30, 26))
+    weights = save_restorer(tiny_model, tmp_path / "tiny_test.safetensors")
+    rows = {}
+    for prec in ("fp32", "auto", "bf16"):
+        out = tmp_path / f"{prec}.json"
+        assert main(["evaluate", "--weights", str(weights), "--data", str(tmp_path / "data"), "--out", str(out),
+                     "--device", "cpu", "--precision", prec]) == 0
+        result = json.loads(out.read_text())
+        rows[prec] = result["rows"][1]["y_psnr"]
+        want = "float32" if prec == "fp32" or (prec == "auto" and not native) else "bfloat16"
+        assert (result["precision"], result["computes_in"]) == (prec, want)
+    assert rows["fp32"] == pytest.approx(rows["auto"], abs=0.3)       # bf16 convolutions: close, not equal
+    assert (rows["auto"] == rows["fp32"]) == (not native)
+
+
 def test_cli_verifies_against_manifest(tmp_path, tiny_model):
     import weather_restore.cli.evaluate as cli_eval
     weights = save_restorer(tiny_model, tmp_path / "w.safetensors")

@@ -6,7 +6,7 @@ import torch
 from weather_restore.pipeline.layout import InputError
 from weather_restore.pipeline.precision import choose_dtype
 from weather_restore.pipeline.signals import (HEATMAP_SCALES, apply_overrides, clip_signal, combine_sources, heatmap,
-                                              learned_prior_density, learned_quality, quality_report,
+                                              learned_prior_density, learned_quality, parse_weather, quality_report,
                                               resolve_source, summarize_prior)
 
 
@@ -33,6 +33,17 @@ def test_overrides_replace_columns_and_minus_one_keeps():
     for bad in (float("nan"), float("inf"), float("-inf")):                 # NaN passes both < 0 and > 1
         with pytest.raises(InputError, match="manual snow must be in"):
             apply_overrides(p, {"snow": bad})
+
+
+def test_weather_text_parses_full_and_short_names():
+    assert parse_weather("haze=0") == {"haze": 0.0}
+    assert parse_weather(" rain=0.8, snow = 1 ,raindrops=0.25,") == {"rain_streaks": 0.8, "snow": 1.0, "raindrops": 0.25}
+    assert parse_weather("rain_streaks=0.5,rain=0.7") == {"rain_streaks": 0.7}           # the last one wins
+    for bad, msg in (("fog=0", "'fog=0': write TYPE=VALUE"), ("haze", "'haze': write TYPE=VALUE"),
+                     ("haze=lots", "must be a number"), ("haze=1.5", "must be in \\[0, 1\\]"),
+                     ("haze=nan", "must be in"), ("haze=-1", "must be in"), (" , ", "at least one")):
+        with pytest.raises(InputError, match=msg):
+            parse_weather(bad)
 
 
 def test_summary_reads_like_the_design():

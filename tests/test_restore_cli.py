@@ -162,6 +162,27 @@ def test_density_and_prior_are_saved(tmp_path, weights):
     np.testing.assert_allclose(np.asarray(dens) / 255, d[0, 0].numpy(), atol=1 / 255)
 
 
+def test_weather_set_by_hand_is_the_prior_the_restoration_uses(tmp_path, weights, capsys):
+    a = rand8(12, 16, 3)
+    save(tmp_path / "h.png", a)
+    assert cli("restore", tmp_path / "h.png", "--weights", weights, "--weather", "haze=0,rain=1", "--save-prior") == 0
+    prior = json.loads((tmp_path / "h_prior.json").read_text())
+    assert prior["source"] == "learned+manual"
+    model = load_restorer(weights)
+    x = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+    p, d = global_signals(model, x, 512)
+    p[0, WEATHER_TYPES.index("haze")], p[0, WEATHER_TYPES.index("rain_streaks")] = 0.0, 1.0
+    assert prior["weather"]["haze"] == 0.0 and prior["weather"]["rain_streaks"] == 1.0
+    np.testing.assert_allclose(prior["weather"]["snow"], p[0, WEATHER_TYPES.index("snow")].item(), atol=1e-4)
+    with torch.no_grad():
+        want = restore_image(model, x, prior=p, density=d)[0].permute(1, 2, 0).numpy()
+    got = np.asarray(Image.open(tmp_path / "h_restored.png")).astype(np.float32) / 255
+    assert np.abs(got - want).max() <= 0.5 / 255 + 1e-5                      # 8-bit rounding only
+    with pytest.raises(SystemExit):
+        cli("restore", tmp_path / "h.png", "--weights", weights, "--weather", "fog=0")
+    assert "--weather" in capsys.readouterr().err
+
+
 def test_bad_inputs_are_reported_and_the_rest_of_the_batch_runs(tmp_path, weights, caplog):
     (tmp_path / "broken.png").write_text("no pixels here")
     (tmp_path / "empty").mkdir()
