@@ -100,7 +100,8 @@ def _blend_weights(tiles: List[Tile], H: int, W: int, overlap: int, device) -> T
     return weights, norm
 
 
-def _model_place(model: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
+def model_place(model: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
+    """The device and dtype of a module's weights: where its inputs must go."""
     p = next(model.parameters())
     return p.device, p.dtype
 
@@ -109,7 +110,7 @@ def network_autocast(model: torch.nn.Module):
     """The autocast every inference call of the network runs under: on in `model.autocast_dtype`
     where the loader set one (pipeline/precision.py: auto on a CPU with native bf16), else off."""
     dtype = getattr(model, "autocast_dtype", None)
-    return torch.autocast(_model_place(model)[0].type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
+    return torch.autocast(model_place(model)[0].type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
 def _density_tiles(H: int, W: int, tile: int, stride: int) -> Tuple[List[Tile], int]:
@@ -138,7 +139,7 @@ def global_signals(model, x: torch.Tensor, size: int = ANALYSIS_SIZE, tile: Opti
     head reads (`predict_density`). `on_step(done, total)` after each call (total counts the
     batch), `should_stop()` -> True raises InterruptedError before the next one."""
     B, _, H, W = x.shape
-    device, dtype = _model_place(model)
+    device, dtype = model_place(model)
     stride = getattr(getattr(model, "cfg", None), "stride", 1)
     tiles, overlap = _density_tiles(H, W, tile or size, stride)
     per_item = signal_steps(H, W, size, tile, stride)
@@ -221,7 +222,7 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         prior = p if prior is None else prior
         density = d if density is None else density
 
-    device, dtype = _model_place(model)
+    device, dtype = model_place(model)
     total, done = B * len(tiles), 0
     out = torch.empty_like(x)
 

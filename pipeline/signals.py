@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.signals import QUALITY_TIERS, WEATHER_TYPES, quality_score
-from ..models.tiling import ANALYSIS_SIZE, global_signals, network_autocast
+from ..models.tiling import ANALYSIS_SIZE, global_signals, model_place, network_autocast
 from .layout import InputError
 from .memory import MIN_TILE, OOM_ERRORS, shrink_on_oom
 from .stopping import stop_between_layers
@@ -37,11 +37,6 @@ def resolve_source(source: str, has_clip: bool) -> str:
             "source is 'clip' but the weather model was loaded without CLIP; choose a CLIP model in "
             "Load Weather Model's 'clip' input (put CLIP files in ComfyUI/models/clip) or use source 'learned'")
     return source
-
-
-def _model_place(module: torch.nn.Module) -> Tuple[torch.device, torch.dtype]:
-    p = next(module.parameters())
-    return p.device, p.dtype
 
 
 def learned_prior_density(model, x: torch.Tensor, size: int = ANALYSIS_SIZE,
@@ -70,7 +65,7 @@ def learned_quality(model, x: torch.Tensor, size: int = ANALYSIS_SIZE,
                     should_stop: Optional[Callable[[], bool]] = None) -> torch.Tensor:
     """x (B, 3, H, W) -> tier probabilities (B, 3) float32 on x's device, one item at a time, each
     from a copy whose longest side is at most `size`."""
-    device, dtype = _model_place(model)
+    device, dtype = model_place(model)
     H, W = x.shape[-2:]
     probs = []
     for i in range(x.shape[0]):
@@ -91,7 +86,7 @@ def learned_quality(model, x: torch.Tensor, size: int = ANALYSIS_SIZE,
 def clip_signal(clip, which: str, x: torch.Tensor, module: torch.nn.Module) -> torch.Tensor:
     """ClipSignals.prior / .density / .quality on x, run where `module` (the CLIP model) lives;
     returns float32 on x's device. Density is resized to the image size."""
-    device, dtype = _model_place(module)
+    device, dtype = model_place(module)
     out = getattr(clip, which)(x.to(device=device, dtype=dtype)).float().to(x.device)
     if which == "density":
         if out.ndim == 3:                                      # (B, h, w) -> (B, 1, h, w)
