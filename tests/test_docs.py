@@ -1,22 +1,20 @@
 """README.md and docs/: the score tables are the manifest's, README stays a user's page whose test
 command prints pytest's closing line, and .ci/run runs exactly that command."""
 import copy
-import importlib.util
 import json
 import re
 import shlex
 import tomllib
 from pathlib import Path
 
+from scripts_loader import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()
 
 
 def _score_tables():
-    spec = importlib.util.spec_from_file_location("score_tables", ROOT / "scripts" / "score_tables.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("score_tables")
 
 
 def test_committed_tables_are_what_the_manifest_gives():

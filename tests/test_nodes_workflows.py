@@ -1,7 +1,6 @@
 """example_workflows/: up to date with their builder (scripts/make_example_workflows.py), widgets as the
 nodes declare them, consistent links, no overlapping nodes, a thumbnail each, the scenarios the issue
 asks for; and the UI -> API conversion used by the end-to-end test (no ComfyUI needed)."""
-import importlib.util
 import itertools
 import json
 
@@ -9,11 +8,10 @@ import pytest
 
 from comfy_api_format import ui_to_api
 from fake_comfy import WIDGET_KINDS, fake_comfy
+from scripts_loader import load_script
 
 ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("make_example_workflows", ROOT / "scripts" / "make_example_workflows.py")
-mew = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(mew)
+mew = load_script("make_example_workflows")
 NODES, OUT_DIR, build, dumps = mew.NODES, mew.OUT_DIR, mew.build, mew.dumps
 
 P = "WeatherRestore_"

@@ -1,18 +1,13 @@
 """scripts/stitch_curve.py: a stage's curve continues the total step and time of the curve before it."""
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "stitch_curve.py"
+from scripts_loader import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("stitch_curve", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("stitch_curve")
 
 
 def _write(path: Path, lines):

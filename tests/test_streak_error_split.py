@@ -1,18 +1,11 @@
 """scripts/streak_error_split.py: the split of a restorer's error between streak pixels and the rest."""
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "streak_error_split.py"
+from scripts_loader import load_script
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("streak_error_split", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("streak_error_split")
 
 
 def _gray(levels):
