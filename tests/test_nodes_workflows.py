@@ -10,7 +10,6 @@ from comfy_api_format import ui_to_api
 from fake_comfy import WIDGET_KINDS, fake_comfy
 from scripts_loader import load_script
 
-ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 mew = load_script("make_example_workflows")
 NODES, OUT_DIR, build, dumps = mew.NODES, mew.OUT_DIR, mew.build, mew.dumps
 
