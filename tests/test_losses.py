@@ -49,6 +49,24 @@ def test_psnr_loss_is_minus_the_psnr_and_weighs_samples_in_db():
     assert terms["psnr"].tolist() == pytest.approx([0.1 * math.log10(0.01001), 0.1 * math.log10(1.1e-4)], abs=1e-4)
 
 
+def test_streak_term_counts_only_the_pixels_the_weather_changed():
+    t = torch.full((2, 3, 8, 8), 0.5)
+    weathered = t.clone()
+    weathered[0, 1, :, :2] += 0.3                 # sample 0: a 2-column streak in one channel (a quarter of the pixels)
+    y = t.clone()
+    y[:, :, :, :2] += 0.1                         # both outputs wrong on those columns
+    y[:, :, :, 6:] -= 0.2                         # ... and where no weather was
+    v = L.streak_charbonnier(y, t, weathered, threshold=0.02, eps=0.0)
+    assert v.tolist() == pytest.approx([0.25 * 0.1, 0.0], abs=1e-6)      # every channel of a changed pixel counts
+    terms = L.image_losses(y, t, {"pixel": 1.0, "streak": 2.0, "streak_threshold": 0.5}, weathered)
+    assert terms["streak"].tolist() == pytest.approx([0.0, 0.0], abs=1e-6)  # 0.3 is under this threshold
+    terms = L.image_losses(y, t, {"pixel": 1.0, "streak": 2.0}, weathered)
+    assert terms["streak"][0].item() == pytest.approx(2.0 * 0.25 * math.sqrt(0.01 + 1e-6), rel=1e-4)
+    with pytest.raises(ValueError, match="needs the weathered input"):
+        L.image_losses(y, t, {"pixel": 1.0, "streak": 2.0})
+    assert "streak" not in L.image_losses(y, t, {"pixel": 1.0})
+
+
 def test_ssim_identity_and_constant_images():
     x = torch.rand(2, 3, 16, 16)
     assert torch.allclose(L.ssim(x, x), torch.ones(2), atol=1e-5)
@@ -66,10 +84,11 @@ def test_image_losses_stay_float32_under_bf16_autocast():
     torch.manual_seed(0)
     t = torch.rand(4, 3, 48, 48) * 0.1 + 0.85                      # bright, flat: the worst case
     y = (t + 1e-3 * torch.randn_like(t)).requires_grad_()
-    w = {"pixel": 0.5, "freq": 0.05, "ssim": 0.2, "psnr": 0.01}
-    ref = L.image_losses(y, t, w)
+    w = {"pixel": 0.5, "freq": 0.05, "ssim": 0.2, "psnr": 0.01, "streak": 0.5}
+    weathered = t + 0.05 * (torch.rand_like(t) > 0.8)
+    ref = L.image_losses(y, t, w, weathered)
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        got = L.image_losses(y.bfloat16(), t, w)
+        got = L.image_losses(y.bfloat16(), t, w, weathered.bfloat16())
         srd = L.srd_loss([torch.full((4, 1, 12, 12), 0.3)], torch.full((4, 1, 48, 48), 0.3))
     for k in ref:
         assert got[k].dtype == torch.float32 and torch.isfinite(got[k]).all(), k

@@ -109,6 +109,18 @@ def test_step_losses_use_the_labels_and_quality_tiers(tmp_path):
         assert grads and all(g is not None and g.abs().sum() > 0 for g in grads), name
 
 
+def test_streak_term_joins_the_image_loss_from_the_weathered_batch(tmp_path):
+    cfg = tiny_train_config(loss={"difficulty": 0.0, "streak": 0.5, "gt_signal_prob": 1.0})
+    tr = Trainer(cfg, tmp_path, dataset=FakeWeather(n=2), show_progress=False)
+    items = [FakeWeather(n=2)[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("weathered", "clean", "prior", "density")}
+    parts = tr.losses(batch, step=0)
+    y = tr.net(batch["weathered"], batch["prior"].float(), batch["density"].float())["image"]
+    want = 0.5 * L_mod.streak_charbonnier(y.float(), batch["clean"], batch["weathered"], 0.02).mean()
+    assert parts["streak"].item() == pytest.approx(want.item(), rel=1e-4) and parts["streak"] > 0
+    assert parts["image"].item() == pytest.approx(sum(parts[k] for k in ("pixel", "freq", "ssim", "streak")).item(), rel=1e-5)
+
+
 @pytest.mark.parametrize("teacher", [{"kind": "none"}, {"kind": "clip", "clip": "tiny-random"}])
 def test_pluggable_srd_teachers(tmp_path, teacher):
     cfg = tiny_train_config(steps=1, teacher=teacher)

@@ -8,6 +8,9 @@ each sample before the mean:
     psnr      10 log10(MSE + eps), i.e. minus the PSNR of the sample: the benchmark's own measure.
               Its gradient is scaled by 1 / MSE, so every sample counts in dB as the mean PSNR of a
               test set does, and a bright leftover streak costs more than under an L1
+    streak    Charbonnier on the pixels the weather changed (|weathered - clean| > threshold in any
+              channel), averaged over all pixels: those pixels weigh (pixel + streak) / pixel as much.
+              On Rain100L most of a restorer's remaining error sits there (scripts/streak_error_split.py)
 Head terms supervise the learned signal providers with the synthesizer's exact labels.
 """
 from typing import Optional
@@ -21,6 +24,14 @@ TIER_LOW, TIER_MEDIUM, TIER_HIGH = 0, 1, 2
 def charbonnier(y: torch.Tensor, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """(B, C, H, W) x2 -> (B,)"""
     return torch.sqrt((y - t) ** 2 + eps * eps).mean(dim=(1, 2, 3))
+
+
+def streak_charbonnier(y: torch.Tensor, t: torch.Tensor, weathered: torch.Tensor, threshold: float,
+                       eps: float = 1e-3) -> torch.Tensor:
+    """(B, C, H, W) x3 -> (B,): Charbonnier on the pixels where weathered and t differ by more than
+    `threshold` in any channel (all channels of such a pixel), zero elsewhere, averaged over all pixels."""
+    changed = ((weathered - t).abs().amax(dim=1, keepdim=True) > threshold).to(y.dtype)     # (B, 1, H, W)
+    return (torch.sqrt((y - t) ** 2 + eps * eps) * changed).mean(dim=(1, 2, 3))
 
 
 def frequency_l1(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
@@ -61,16 +72,21 @@ def ssim(y: torch.Tensor, t: torch.Tensor, window: int = 11, sigma: float = 1.5,
     return s.mean(dim=(1, 2, 3))
 
 
-def image_losses(y: torch.Tensor, t: torch.Tensor, w: dict) -> dict:
+def image_losses(y: torch.Tensor, t: torch.Tensor, w: dict, weathered: Optional[torch.Tensor] = None) -> dict:
     """Per-sample (B,) image terms, each already multiplied by its weight from the loss config
     (computed in float32 even under autocast: SSIM's E[y^2] - mu^2 in bf16 cancels to zero or below, and
-    its -inf once ended a CPU bf16 run at step 4)."""
+    its -inf once ended a CPU bf16 run at step 4). The streak term needs the weathered input."""
     with torch.autocast(y.device.type, enabled=False):
-        return _image_losses(y.float(), t.float(), w)
+        return _image_losses(y.float(), t.float(), w, None if weathered is None else weathered.float())
 
 
-def _image_losses(y: torch.Tensor, t: torch.Tensor, w: dict) -> dict:
+def _image_losses(y: torch.Tensor, t: torch.Tensor, w: dict, weathered: Optional[torch.Tensor]) -> dict:
     out = {"pixel": w["pixel"] * charbonnier(y, t, w.get("charbonnier_eps", 1e-3))}
+    if w.get("streak", 0):
+        if weathered is None:
+            raise ValueError("the streak loss needs the weathered input: image_losses(y, t, w, weathered)")
+        out["streak"] = w["streak"] * streak_charbonnier(y, t, weathered, w.get("streak_threshold", 0.02),
+                                                         w.get("charbonnier_eps", 1e-3))
     if w.get("freq", 0):
         out["freq"] = w["freq"] * frequency_l1(y, t)
     if w.get("ssim", 0):

@@ -23,6 +23,8 @@ DEFAULT_LOSS = {
     "freq": 0.05,            # L1 between 2-D FFTs (real and imaginary parts)
     "ssim": 0.2,             # 1 - SSIM (Gaussian 11x11, sigma 1.5) on RGB
     "psnr": 0.0,             # 10 log10(MSE): minus the PSNR per sample (negative; only gradients matter)
+    "streak": 0.0,           # Charbonnier again on the pixels the weather changed (streaks, flakes, drops)
+    "streak_threshold": 0.02,  # ... where |weathered - clean| > this in any channel
     "prior": 0.1,            # BCE-with-logits, prior head vs the synthesizer's labels
     "density": 0.1,          # BCE-with-logits, density head vs the synthesizer's density map
     "quality": 0.05,         # cross-entropy over tiers low / medium / high

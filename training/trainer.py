@@ -253,7 +253,7 @@ class Trainer:
         out = self.net(weathered, prior if use_gt else None, density if use_gt else None, extra, real)
         y = out["image"]
 
-        terms = L.image_losses(y, clean, w)                              # each (B,)
+        terms = L.image_losses(y, clean, w, weathered)                   # each (B,)
         per_sample = sum(terms.values())
         weights = torch.ones_like(per_sample)
         if w["difficulty"] and step >= w["difficulty_start"]:
