@@ -23,6 +23,18 @@ def _named_folder(text: str):
     return name, folder
 
 
+def _blend(text: str):
+    path, sep, share = text.rpartition("=")
+    try:
+        value = float(share)
+    except ValueError:
+        value = None
+    if not sep or not path or value is None or not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"wants WEIGHTS=SHARE with SHARE between 0 and 1 "
+                                         f"(e.g. weights/weather_m_v4_8.safetensors=0.5); got {text!r}")
+    return path, value
+
+
 def add_parser(sub) -> None:
     p = sub.add_parser("export", help="export a training checkpoint to .safetensors with its manifest entry",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -30,6 +42,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
     p.add_argument("--id", required=True, help="manifest id of the weights, e.g. weather-s-v1")
     p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA weights")
+    p.add_argument("--blend", type=_blend, default=None, metavar="WEIGHTS=SHARE",
+                   help="average with a weights file of the same network, which gets SHARE of the result "
+                        "(e.g. weights/weather_m_v4_8.safetensors=0.5); recorded in the entry")
     p.add_argument("--eval", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
                    help="paired folder to score the exported weights on (repeatable)")
     p.add_argument("--eval-clean", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
@@ -58,8 +73,8 @@ def run(args) -> int:
     if args.out.suffix != ".safetensors":
         raise SystemExit(f"export: --out must end in .safetensors; got {args.out}")
     try:
-        path, model, ck = E.export_checkpoint(args.checkpoint, args.out, args.id, ema=not args.raw)
-    except (FileNotFoundError, RuntimeError, WeightsError) as e:
+        path, model, ck = E.export_checkpoint(args.checkpoint, args.out, args.id, ema=not args.raw, blend=args.blend)
+    except (FileNotFoundError, RuntimeError, ValueError, WeightsError) as e:
         raise SystemExit(f"export: {e}") from e
     scores = {}
     if args.eval or args.eval_clean:

@@ -98,6 +98,34 @@ def test_export_command_prints_the_entry(checkpoint, tmp_path, capsys):
     assert clean["model"]["y_psnr"] == pytest.approx(direct["rows"][1]["y_psnr"], abs=1e-4)
 
 
+def test_export_blends_with_a_weights_file_of_the_same_network(checkpoint, tmp_path, capsys):
+    from weather_restore.cli.main import main
+    from weather_restore.models import WeatherRestorer, load_config
+    from weather_restore.models.weights_io import save_restorer
+    ckpt_path, trainer = checkpoint
+    torch.manual_seed(3)
+    other = save_restorer(WeatherRestorer(load_config("tiny")).eval(), tmp_path / "other.safetensors")
+    out = tmp_path / "blend.safetensors"
+    assert main(["export", "--checkpoint", str(ckpt_path), "--out", str(out), "--id", "b",
+                 "--blend", f"{other}=0.25"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert entry["trained_on"]["blended_with"] == {"weights": str(other), "share": 0.25}
+    got, ema, theirs = (m.state_dict() for m in (load_restorer(out), trainer.ema.model, load_restorer(other)))
+    for k, v in got.items():
+        assert torch.allclose(v, 0.75 * ema[k] + 0.25 * theirs[k], atol=1e-6), k
+    assert any(not torch.allclose(ema[k], theirs[k]) for k in got)            # the blend moved the weights
+    import dataclasses
+    small = WeatherRestorer(dataclasses.replace(load_config("tiny"), dims=[16, 48]))
+    with pytest.raises(SystemExit, match="another config"):
+        main(["export", "--checkpoint", str(ckpt_path), "--out", str(tmp_path / "x.safetensors"), "--id", "x",
+              "--blend", f"{save_restorer(small, tmp_path / 'small.safetensors')}=0.5"])
+    for bad in (f"{other}=1", f"{other}=half", str(other)):
+        with pytest.raises(SystemExit):
+            main(["export", "--checkpoint", str(ckpt_path), "--out", str(tmp_path / "y.safetensors"), "--id", "y",
+                  "--blend", bad])
+    assert "SHARE between 0 and 1" in capsys.readouterr().err
+
+
 def test_export_default_needs_write_manifest(tmp_path):
     from weather_restore.cli.main import main
     with pytest.raises(SystemExit, match="--default only applies with --write-manifest"):   # before any work

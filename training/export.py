@@ -9,12 +9,14 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
+
+import torch
 
 from ..hub.manifest import MANIFEST_PATH, PACK_ROOT, sha256_file
 from ..models import WeatherRestorer
 from ..models.config import RestorerConfig
-from ..models.weights_io import WeightsError, load_state_strict, save_restorer
+from ..models.weights_io import WeightsError, load_restorer, load_state_strict, save_restorer
 from ..pipeline.restore import DEFAULT_OVERLAP, DEFAULT_TILE
 from .checkpoint import load_checkpoint
 
@@ -58,12 +60,35 @@ def training_summary(ck: dict, ema: bool = True) -> dict:
         "teacher": teacher.get("kind"),
         "clip": teacher.get("clip") if teacher.get("kind") == "clip" else None,
         "init_weights": tc.get("init_weights"),
+        **({"blended_with": ck["blended_with"]} if "blended_with" in ck else {}),
     }
 
 
-def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True):
-    """Write the `.safetensors` file; returns (path, model, checkpoint dict)."""
+def blend_weights(model: WeatherRestorer, other_path, other_share: float) -> WeatherRestorer:
+    """model's floating-point weights <- (1 - other_share) x its own + other_share x those of a weights file
+    of the same network (a two-model soup: weights of one lineage, averaged, often keep the strengths of
+    both). Buffers that are not floating point stay model's."""
+    if not 0 < other_share < 1:
+        raise ValueError(f"blend share must be between 0 and 1 (exclusive); got {other_share}")
+    other = load_restorer(other_path)
+    if other.cfg.to_json() != model.cfg.to_json():
+        raise WeightsError(f"{other_path} is a '{other.cfg.name}' network with another config than the checkpoint's "
+                           f"'{model.cfg.name}'; blend only weights of the same network")
+    theirs = other.state_dict()
+    with torch.no_grad():
+        for name, value in model.state_dict().items():
+            if value.is_floating_point():
+                value.mul_(1 - other_share).add_(theirs[name].to(value.dtype), alpha=other_share)
+    return model
+
+
+def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True, blend: Optional[Tuple[str, float]] = None):
+    """Write the `.safetensors` file; returns (path, model, checkpoint dict). blend = (weights file,
+    share): the exported weights are the checkpoint's blended with that file's (blend_weights)."""
     model, ck = model_from_checkpoint(checkpoint, ema)
+    if blend is not None:
+        blend_weights(model, *blend)
+        ck = {**ck, "blended_with": {"weights": str(blend[0]), "share": float(blend[1])}}
     meta = {"id": entry_id, "training": training_summary(ck, ema)}
     path = save_restorer(model, out, meta)
     log.info("wrote %s (%s weights of step %d)", path, "EMA" if ema else "raw", ck["step"])
