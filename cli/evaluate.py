@@ -17,26 +17,21 @@ from pathlib import Path
 from ..evaluation import evaluate_folder, markdown_table
 from ..hub.manifest import MANIFEST_PATH, sha256_file
 from ..imagefiles.image_io import write_json
-from ..models.device import pick_device
 from ..models.weights_io import WeightsError
-from ..pipeline.precision import PRECISIONS, choose_autocast, pick_dtype
-from ..pipeline.weights import choose_cli_weights, load_verified
+from ..pipeline.precision import PRECISIONS
 from .inputs import folder_problem, output_problem
-from .model_loading import add_tile_arguments
+from .model_loading import add_tile_arguments, dtype_name, load_model
 
 log = logging.getLogger(__name__)
 
 
 def load_for_scoring(spec: str, device: str = "auto", manifest_path: Path = MANIFEST_PATH, precision: str = "fp32"):
-    """--weights (a file or a manifest id) -> (model in `precision`, info for the result JSON), verified
-    as every command and node verifies weights (pipeline.weights.load_verified); `precision` is chosen
-    as `restore --precision` chooses it (pipeline.precision)."""
+    """--weights (a file or a manifest id) -> (model in `precision`, info for the result JSON), loaded
+    as `restore` loads it (cli.model_loading.load_model: verified, precision and autocast chosen alike)."""
     if not Path(spec).expanduser().is_file() and (spec.endswith(".safetensors") or "/" in spec):
         raise WeightsError(f"weights file not found: {spec}; give a .safetensors file, a manifest id, or --weights none")
-    path, entry = choose_cli_weights(spec, manifest_path)
-    dev = pick_device(device)
-    model, entry = load_verified(path, entry, dev, pick_dtype(precision, dev), manifest_path)
-    model.autocast_dtype = choose_autocast(precision, dev.type)
+    model, choice = load_model(spec, device, precision, manifest_path)
+    path, entry, dev = choice.path, choice.entry, next(model.parameters()).device
     if entry is None:
         log.info("%s is not in %s; scoring it unverified", path.name, Path(manifest_path).name)
     else:
@@ -44,7 +39,7 @@ def load_for_scoring(spec: str, device: str = "auto", manifest_path: Path = MANI
     info = {"sha256": entry["sha256"] if entry and entry.get("sha256") else sha256_file(path),
             "manifest_id": entry["id"] if entry else None, "weights": str(path), "config": model.cfg.name,
             "device": str(dev), "precision": precision,
-            "computes_in": str(model.autocast_dtype or next(model.parameters()).dtype).replace("torch.", "")}
+            "computes_in": dtype_name(model.autocast_dtype or next(model.parameters()).dtype)}
     return model, path.stem, info
 
 

@@ -80,9 +80,14 @@ def apply_threads(threads) -> None:
         torch.set_num_threads(threads)
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """torch.bfloat16 -> 'bfloat16'."""
+    return str(dtype).replace("torch.", "")
+
+
 def describe(model, choice: WeightsChoice) -> str:
     p = next(model.parameters())
     n = sum(t.numel() for t in model.parameters())
     dt = getattr(model, "autocast_dtype", None)
-    mixed = f", {str(dt).replace('torch.', '')} autocast" if dt else ""
-    return f"{choice.label} (config {model.cfg.name}, {n / 1e6:.2f} M params) on {p.device}, {str(p.dtype).replace('torch.', '')}{mixed}"
+    mixed = f", {dtype_name(dt)} autocast" if dt else ""
+    return f"{choice.label} (config {model.cfg.name}, {n / 1e6:.2f} M params) on {p.device}, {dtype_name(p.dtype)}{mixed}"
