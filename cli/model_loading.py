@@ -25,7 +25,7 @@ from ..pipeline.weights import choose_cli_weights, load_verified
 
 log = logging.getLogger(__name__)
 
-__all__ = ["WeightsChoice", "add_model_arguments", "add_tile_arguments", "apply_threads", "choose_weights", "describe", "load_model",
+__all__ = ["WeightsChoice", "add_ensemble_argument", "add_model_arguments", "add_tile_arguments", "apply_threads", "choose_weights", "describe", "load_model",
            "pick_device", "pick_dtype"]
 
 
@@ -71,6 +71,13 @@ def add_tile_arguments(p, overlap: bool = True) -> None:
     if overlap:
         p.add_argument("--overlap", type=int, default=DEFAULT_OVERLAP,
                        help=f"overlap of neighbouring tiles in pixels (default {DEFAULT_OVERLAP})")
+
+
+def add_ensemble_argument(p) -> None:
+    """--mirror-ensemble, the same for restore, evaluate and bench (pipeline.restore.restore_batch's mirror_ensemble)."""
+    p.add_argument("--mirror-ensemble", action="store_true",
+                   help="restore every tile as it is and mirrored left-right and average the two: "
+                        "a little cleaner (Rain100L +0.2 dB) for 2x the time (docs/BENCHMARKS.md)")
 
 
 def apply_threads(threads) -> None:

@@ -9,6 +9,11 @@
               to the network stride where possible (same window grid as the whole image)
     blend     out = sum_t w_t * model(x_t, p, D_t) / sum_t w_t, w_t a raised-cosine ramp over the
               `overlap` pixels of each side that meets another tile (1 inside, never 0)
+    mirror    optionally model(x_t, ...) is the mean of the network on the tile as it is and mirrored
+              left-right (then mirrored back), with the same prior and the mirrored density: 2x the
+              network time (docs/BENCHMARKS.md, "Mirror ensemble"). Only the view training showed the
+              network: upside-down views remove rain well but lift haze wrongly (haze thickens
+              towards the top of a photo, and training never flips vertically; training/data.py)
 
 Every tile sees the same global prior and its own crop of the global density, so tiles agree with
 each other and with whole-image inference (tests/test_tiling.py). Only one tile of one batch item
@@ -24,6 +29,7 @@ from .signals import check_density, check_prior
 
 Tile = Tuple[int, int, int, int]                # (y0, y1, x0, x1), end-exclusive
 ANALYSIS_SIZE = 512                             # the one size the learned signals are computed at
+MIRROR_VIEWS = ((), (-1,))                      # the mirror ensemble's views: as is, mirrored left-right
 
 
 def _axis_spans(size: int, tile: int, overlap: int, align: int) -> List[Tuple[int, int]]:
@@ -188,7 +194,7 @@ def global_signals(model, x: torch.Tensor, size: int = ANALYSIS_SIZE, tile: Opti
 def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
                   density: Optional[torch.Tensor] = None, tile: int = 512, overlap: int = 64,
                   on_tile: Optional[Callable[[int, int], None]] = None,
-                  should_stop: Optional[Callable[[], bool]] = None) -> torch.Tensor:
+                  should_stop: Optional[Callable[[], bool]] = None, mirror_ensemble: bool = False) -> torch.Tensor:
     """Restore x (B, 3, H, W) in [0, 1] -> (B, 3, H, W) in [0, 1], same dtype and device as x.
 
     prior (B or 1, K) and density (B or 1, 1, H, W) in [0, 1] are optional; missing ones come from
@@ -198,7 +204,8 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
     The network runs on its own device and dtype; x may stay on another one (e.g. offloaded).
     `on_tile(done, total)` is called after each tile (total counts all batch items);
     `should_stop()` returning True stops the work with InterruptedError. An overlap above half the
-    tile is reduced to half the tile.
+    tile is reduced to half the tile. `mirror_ensemble` restores every tile as the mean over
+    MIRROR_VIEWS (signals computed once, on the image as it is, so both views get the same ones).
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise ValueError(f"restore_image needs x of shape (B, 3, H, W); got {tuple(x.shape)}")
@@ -217,7 +224,7 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         if density.shape[-2:] != (H, W):
             raise ValueError(f"density map is {tuple(density.shape[-2:])} but the image is {(H, W)}; "
                              f"resize the density (mask) to the image size first")
-    if (len(tiles) > 1 or max(H, W) > ANALYSIS_SIZE) and (prior is None or density is None):
+    if (len(tiles) > 1 or max(H, W) > ANALYSIS_SIZE or mirror_ensemble) and (prior is None or density is None):
         p, d = global_signals(model, x, ANALYSIS_SIZE)
         prior = p if prior is None else prior
         density = d if density is None else density
@@ -241,8 +248,14 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         crop = x[i:i + 1, :, y0:y1, x0:x1].to(device=device, dtype=dtype)
         p = None if prior is None else prior[i:i + 1].to(device=device, dtype=dtype)
         d = None if density is None else density[i:i + 1, :, y0:y1, x0:x1].to(device=device, dtype=dtype)
-        with network_autocast(model):
-            return model(crop, prior=p, density=d).image.float().to(x.device)
+        views = MIRROR_VIEWS if mirror_ensemble else ((),)
+        summed = None
+        for dims in views:
+            flip = (lambda t: t.flip(dims)) if dims else (lambda t: t)    # noqa: E731 - its own inverse
+            with network_autocast(model):
+                y = flip(model(flip(crop), prior=p, density=None if d is None else flip(d)).image.float())
+            summed = y if summed is None else summed + y
+        return (summed / len(views)).to(x.device)
 
     if len(tiles) == 1:
         for i in range(B):

@@ -43,13 +43,16 @@ class Restore(io.ComfyNode):
                 io.Int.Input("tile_overlap", default=DEFAULT_OVERLAP, min=0, max=1024, step=8,
                              tooltip="Pixels shared by neighbouring tiles, blended with feathered weights to hide seams. "
                                      "Must be smaller than tile_size."),
+                io.Boolean.Input("mirror_ensemble", default=False, optional=True,
+                                 tooltip="Restore every tile as it is and mirrored left-right and average the two: "
+                                         "a little cleaner (Rain100L +0.2 dB) for twice the time."),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The restored images, in [0, 1], same size and batch.")],
         )
 
     @classmethod
     def execute(cls, weather_model, image, strength: float, feather: int, tile_size: int, tile_overlap: int,
-                prior=None, density=None, region=None) -> io.NodeOutput:
+                prior=None, density=None, region=None, mirror_ensemble: bool = False) -> io.NodeOutput:
         rgb, alpha = network_image(image, weather_model)
         H, W = rgb.shape[-2:]
         on_progress = progress_bar()
@@ -61,5 +64,5 @@ class Restore(io.ComfyNode):
                 weather_model.restorer, rgb, prior=None if prior is None else prior.values,
                 density=density, region=region, strength=strength, tile=tile_size, overlap=tile_overlap,
                 feather=feather, on_progress=on_progress, should_stop=should_stop, oom_errors=oom_errors(),
-                on_oom=lambda tile: mm.soft_empty_cache())
+                on_oom=lambda tile: mm.soft_empty_cache(), mirror_ensemble=mirror_ensemble)
         return io.NodeOutput(model_patcher.intermediate(to_comfy(out, alpha)))

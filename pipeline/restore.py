@@ -77,7 +77,7 @@ def restore_tiled(model, x: torch.Tensor, prior=None, density=None, tile: int = 
                   min_tile: int = MIN_TILE, on_tile: Optional[Callable[[int, int], None]] = None,
                   should_stop: Optional[Callable[[], bool]] = None,
                   oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
-                  on_oom: Optional[Callable[[int], None]] = None):
+                  on_oom: Optional[Callable[[int], None]] = None, mirror_ensemble: bool = False):
     """models.tiling.restore_image with shrink_on_oom -> (restored, tile used). The first try uses
     min(tile, longest side), so a retry always makes the tiles smaller; the overlap shrinks to a
     quarter of a smaller tile."""
@@ -87,7 +87,7 @@ def restore_tiled(model, x: torch.Tensor, prior=None, density=None, tile: int = 
     def run(t: int) -> torch.Tensor:
         ov = min(overlap, t // 2 if t == first else t // 4, t - 1)
         return restore_image(model, x, prior=prior, density=density, tile=t, overlap=ov,
-                             on_tile=on_tile, should_stop=should_stop)
+                             on_tile=on_tile, should_stop=should_stop, mirror_ensemble=mirror_ensemble)
 
     return shrink_on_oom(run, first, min(min_tile, first), f"a {H}x{W} image", oom_errors, on_oom)
 
@@ -124,12 +124,14 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
                   min_tile: int = MIN_TILE, on_progress: Optional[Callable[[int, int], None]] = None,
                   should_stop: Optional[Callable[[], bool]] = None,
                   oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
-                  on_oom: Optional[Callable[[int], None]] = None) -> torch.Tensor:
+                  on_oom: Optional[Callable[[int], None]] = None, mirror_ensemble: bool = False) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] -> restored (B, 3, H, W) float32 in [0, 1] on x's device.
 
     prior (1 or B, K) in [0, 1]; density and region are MASKs (1 or B, H, W), fitted by `fit_mask`.
     `on_progress(done, total)` counts the signal calls and tiles of the whole batch, starting with
     (0, total) before any work; `should_stop()` -> True stops with InterruptedError.
+    `mirror_ensemble`: every tile is the mean of the network on it and on its mirror image (2x the
+    time; models.tiling.restore_image).
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise InputError(f"image must be (B, 3, H, W) after layout conversion; got {tuple(x.shape)}")
@@ -161,7 +163,7 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         predicts the same ones itself."""
         if prior is not None and density is not None:
             return False
-        return box != (0, H, 0, W) or max(H, W) > min(tile, ANALYSIS_SIZE)
+        return box != (0, H, 0, W) or max(H, W) > min(tile, ANALYSIS_SIZE) or mirror_ensemble
 
     def plan(box, t: int) -> List[int]:
         if box is None:
@@ -174,11 +176,11 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
     progress.start()
     with stop_between_layers(model, should_stop):
         return _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride,
-                              progress, plan, needs_signals, should_stop, oom_errors, on_oom)
+                              progress, plan, needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble)
 
 
 def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride, progress, plan,
-                   needs_signals, should_stop, oom_errors, on_oom) -> torch.Tensor:
+                   needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble) -> torch.Tensor:
     B, _, H, W = x.shape
     out = x.clone()
     for i, box in enumerate(boxes):
@@ -199,7 +201,7 @@ def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, 
         crop = xi[..., y0:y1, x0:x1]
         dc = None if di is None else di[..., y0:y1, x0:x1]
         restored, used = restore_tiled(model, crop, pi, dc, tile, overlap, min_tile, progress.report(i, 1),
-                                       should_stop, oom_errors, on_oom)     # (1, 3, h, w)
+                                       should_stop, oom_errors, on_oom, mirror_ensemble)     # (1, 3, h, w)
         if used < min(tile, max(y1 - y0, x1 - x0)):             # it ran out of memory: later items start smaller
             tile = used
             for j in range(i + 1, B):

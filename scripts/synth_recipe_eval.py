@@ -1,8 +1,9 @@
 """Score weights on held-out synthetic weather of one recipe (no paired benchmark exists for snow or
 raindrops here): 16 photos of Kodak24 + Set14, top-left 480x320, weather drawn with seed 123.
 
-    .venv/bin/python scripts/synth_recipe_eval.py weights/weather_s_v2.safetensors snow
-Prints the mean Y-PSNR of the weathered input and of the restored output against the clean photo.
+    .venv/bin/python scripts/synth_recipe_eval.py weights/weather_s_v2.safetensors snow [--mirror-ensemble]
+Prints the mean Y-PSNR of the weathered input and of the restored output against the clean photo
+(--mirror-ensemble: restored as `restore --mirror-ensemble` does).
 """
 import sys
 from pathlib import Path
@@ -31,18 +32,19 @@ def held_out(recipe: str):
         yield synthesize(load_photo(str(p))[:, :320, :480].float() / 255, rng, recipe)
 
 
-def main(weights: str, recipe: str = "rain_light", threads: int = 2) -> None:
+def main(weights: str, recipe: str = "rain_light", threads: int = 2, mirror_ensemble: bool = False) -> None:
     torch.set_num_threads(int(threads))
     model, _ = load_model(weights)
     ins, outs = [], []
     for s in held_out(recipe):
         clean = quantize(s.clean.permute(1, 2, 0))
         with torch.no_grad():
-            restored = restore_image(model, s.weathered[None], tile=512, overlap=64)
+            restored = restore_image(model, s.weathered[None], tile=512, overlap=64, mirror_ensemble=mirror_ensemble)
         ins.append(score_pair(quantize(s.weathered.permute(1, 2, 0)), clean)["y_psnr"])
         outs.append(score_pair(quantize(restored[0].permute(1, 2, 0)), clean)["y_psnr"])
     print(f"{recipe}: input {np.mean(ins):.2f} dB, restored {np.mean(outs):.2f} dB (Y-PSNR, {len(ins)} images)")
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    args = [a for a in sys.argv[1:] if a != "--mirror-ensemble"]
+    main(*args, mirror_ensemble="--mirror-ensemble" in sys.argv[1:])

@@ -238,15 +238,19 @@ def test_two_files_of_one_stem_are_refused_not_paired_by_chance(tmp_path):
         match_pairs(*find_layout(tmp_path))
 
 
-def test_scores_are_those_of_the_restore_commands_output(tmp_path, tiny_model):
+@pytest.mark.parametrize("ensemble", [False, True])
+def test_scores_are_those_of_the_restore_commands_output(tmp_path, tiny_model, ensemble):
     """The benchmark numbers are what a user gets: each model score equals the score of the file that
-    `weather.py restore` writes for the same input, weights, tile and overlap, here with two tiles."""
+    `weather.py restore` writes for the same input, weights, tile, overlap and flip ensemble, here with
+    two tiles."""
     pairs = _write_pairs(tmp_path / "data", names=("a.png", "b.png"), size=(100, 60), seed=3)
     weights = save_restorer(tiny_model, tmp_path / "tiny.safetensors")
     model = load_restorer(weights)
-    result = evaluate_folder(model, tmp_path / "data", tile=64, overlap=16, progress=False)
+    result = evaluate_folder(model, tmp_path / "data", tile=64, overlap=16, progress=False, mirror_ensemble=ensemble)
+    assert result["mirror_ensemble"] is ensemble
     assert main(["restore", str(tmp_path / "data" / "input"), "--weights", str(weights), "--tile", "64",
-                 "--overlap", "16", "--out", str(tmp_path / "out"), "--device", "cpu"]) == 0
+                 "--overlap", "16", "--out", str(tmp_path / "out"), "--device", "cpu"]
+                + (["--mirror-ensemble"] if ensemble else [])) == 0
     for entry in result["images"]:
         written = np.asarray(Image.open(tmp_path / "out" / entry["file"].replace(".png", "_restored.png")))
         assert not np.array_equal(written, pairs[entry["file"]][0])             # it did restore

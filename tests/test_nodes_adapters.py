@@ -47,6 +47,20 @@ def test_restore_shows_progress_from_the_first_moment_and_keeps_alpha(comfy):
     assert [v for v, _ in comfy.progress] == sorted(v for v, _ in comfy.progress)
 
 
+def test_restore_node_mirror_ensemble_is_the_pipelines(comfy):
+    """Off by default (old workflows restore as before); on, the node returns restore_batch's ensemble."""
+    from weather_restore.pipeline.restore import restore_batch
+    schema = {i.name: i for i in comfy.nodes.Restore.define_schema().inputs}
+    assert schema["mirror_ensemble"].default is False and schema["mirror_ensemble"].optional
+    rgb = image(H=36, W=52, seed=4)
+    on = comfy.nodes.Restore.execute(comfy.model, rgb, 1.0, 16, 512, 64, mirror_ensemble=True).values[0]
+    off = comfy.nodes.Restore.execute(comfy.model, rgb, 1.0, 16, 512, 64).values[0]
+    with torch.no_grad():
+        want = restore_batch(comfy.model.restorer, rgb.permute(0, 3, 1, 2), mirror_ensemble=True)
+    torch.testing.assert_close(on, want.permute(0, 2, 3, 1), atol=1e-6, rtol=0)
+    assert (on - off).abs().max() > 1e-4
+
+
 def test_cancel_raises_comfyuis_interrupt(comfy):
     comfy.interrupt = True
     try:

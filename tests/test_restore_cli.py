@@ -441,6 +441,21 @@ def test_bad_arguments_are_refused(tmp_path, weights):
     assert not (tmp_path / "a_restored.png").exists()
 
 
+def test_mirror_ensemble_reaches_the_restoration(tmp_path, weights):
+    a = rand8(24, 40, 3)
+    save(tmp_path / "f.png", a)
+    assert cli("restore", tmp_path / "f.png", "--weights", weights, "--mirror-ensemble", "--suffix", "_ens") == 0
+    assert cli("restore", tmp_path / "f.png", "--weights", weights) == 0
+    model = load_restorer(weights)
+    x = torch.from_numpy(a).permute(2, 0, 1)[None].float() / 255
+    with torch.no_grad():
+        want = restore_image(model, x, mirror_ensemble=True)[0].permute(1, 2, 0).numpy()
+    ens = np.asarray(Image.open(tmp_path / "f_ens.png")).astype(np.float32) / 255
+    plain = np.asarray(Image.open(tmp_path / "f_restored.png")).astype(np.float32) / 255
+    assert np.abs(ens - want).max() <= 0.5 / 255 + 1e-5                       # 8-bit rounding only
+    assert np.abs(ens - plain).max() > 2 / 255                                # the option is not ignored
+
+
 def test_bench_prints_a_markdown_table(weights, capsys):
     assert bench.image_shape(1) == (866, 1155) and bench.image_shape(4) == (1732, 2309)
     assert cli("bench", "--weights", weights, "--sizes", "0.01", "--repeats", 1, "--threads", 1,
