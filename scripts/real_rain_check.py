@@ -5,6 +5,7 @@ and write a before | after sheet (keep it out of the repository: the photos may 
     .venv/bin/python scripts/real_rain_check.py weights/weather_s_v2.safetensors /tmp/real_rain_sheet.png
     .venv/bin/python scripts/real_rain_check.py weather-m-v4.8 /tmp/sheet.png haze=0    (weather set by hand,
                                                                           as `weather.py restore --weather`)
+    .venv/bin/python scripts/real_rain_check.py weather-m-v4.9 /tmp/sheet.png --mirror-ensemble
 """
 import sys
 from pathlib import Path
@@ -31,7 +32,7 @@ def checked_photos():
     return sorted(REAL_RAIN.glob("*.png"))[::12][:8]
 
 
-def main(weights: str, sheet: str, weather: str = "", threads: int = 2) -> None:
+def main(weights: str, sheet: str, weather: str = "", threads: int = 2, mirror_ensemble: bool = False) -> None:
     torch.set_num_threads(int(threads))
     manual = parse_weather(weather) if weather else {}
     model, _ = load_model(weights)
@@ -42,7 +43,8 @@ def main(weights: str, sheet: str, weather: str = "", threads: int = 2) -> None:
         with torch.no_grad():
             prior, density = learned_prior_density(model, x)
             prior, _ = apply_overrides(prior, manual)
-            after = quantize(restore_image(model, x, prior=prior, density=density, tile=512, overlap=64)[0].permute(1, 2, 0))
+            after = quantize(restore_image(model, x, prior=prior, density=density, tile=512, overlap=64,
+                                           mirror_ensemble=mirror_ensemble)[0].permute(1, 2, 0))
         change = np.abs(after.astype(int) - before.astype(int))
         shift = after.reshape(-1, 3).mean(0) - before.reshape(-1, 3).mean(0)
         print(f"{path.name}: prior {np.round(prior[0].numpy(), 2).tolist()}, mean |change| {change.mean():.2f}, pixels changed by >10: "
@@ -54,4 +56,5 @@ def main(weights: str, sheet: str, weather: str = "", threads: int = 2) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    args = [a for a in sys.argv[1:] if a != "--mirror-ensemble"]
+    main(*args, mirror_ensemble="--mirror-ensemble" in sys.argv[1:])
