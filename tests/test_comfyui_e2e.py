@@ -361,6 +361,16 @@ def test_batch_is_tiled_and_every_image_restored(comfy):
     assert np.abs(a - b).max() <= 1 / 255 + 1e-6                 # the same image twice: the same result
 
 
+def test_mirror_ensemble_is_optional_and_changes_the_result(comfy):
+    """An API prompt written before the input existed still runs (plain); with it on, the output differs."""
+    plain, ens = comfy.run(base_prompt(comfy)), comfy.run(base_prompt(comfy, mirror_ensemble=True))
+    for entry in (plain, ens):
+        assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    (a,), (b,) = comfy.images(plain, "4"), comfy.images(ens, "4")
+    check_restored(comfy, b)
+    assert np.abs(a - b).max() > 2 / 255
+
+
 def test_bad_inputs_fail_with_clear_errors(comfy):
     odd_mask = base_prompt(comfy, region=["6", 0])               # a 64x64 non-constant mask on a 192x256 image
     odd_mask["5"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}}
