@@ -126,10 +126,11 @@ def manifest_entry(path, entry_id: str, model: WeatherRestorer, ck: dict, scores
         entry["path"] = path.relative_to(PACK_ROOT).as_posix()          # bundled with the pack
     except ValueError:
         entry["path"] = None
+    trained_on = training_summary(ck, ema)
     entry.update({
         "sha256": sha256_file(path), "bytes": path.stat().st_size,
         "config": json.loads(model.cfg.to_json()), "licence": licence,
-        "trained_on": training_summary(ck, ema), "clip": training_summary(ck, ema)["clip"],
+        "trained_on": trained_on, "clip": trained_on["clip"],
         "scores": scores, "notes": notes,
     })
     if entry["path"] is None:

@@ -21,9 +21,14 @@ import torch.nn.functional as F
 TIER_LOW, TIER_MEDIUM, TIER_HIGH = 0, 1, 2
 
 
+def charbonnier_map(y: torch.Tensor, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
+    """(B, C, H, W) x2 -> (B, C, H, W): sqrt((y - t)^2 + eps^2) per pixel and channel."""
+    return torch.sqrt((y - t) ** 2 + eps * eps)
+
+
 def charbonnier(y: torch.Tensor, t: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """(B, C, H, W) x2 -> (B,)"""
-    return torch.sqrt((y - t) ** 2 + eps * eps).mean(dim=(1, 2, 3))
+    return charbonnier_map(y, t, eps).mean(dim=(1, 2, 3))
 
 
 def streak_charbonnier(y: torch.Tensor, t: torch.Tensor, weathered: torch.Tensor, threshold: float,
@@ -31,7 +36,7 @@ def streak_charbonnier(y: torch.Tensor, t: torch.Tensor, weathered: torch.Tensor
     """(B, C, H, W) x3 -> (B,): Charbonnier on the pixels where weathered and t differ by more than
     `threshold` in any channel (all channels of such a pixel), zero elsewhere, averaged over all pixels."""
     changed = ((weathered - t).abs().amax(dim=1, keepdim=True) > threshold).to(y.dtype)     # (B, 1, H, W)
-    return (torch.sqrt((y - t) ** 2 + eps * eps) * changed).mean(dim=(1, 2, 3))
+    return (charbonnier_map(y, t, eps) * changed).mean(dim=(1, 2, 3))
 
 
 def frequency_l1(y: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
