@@ -9,8 +9,9 @@ so the restorer never sees CLIP tensors and works with any CLIP or none.
 """
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from einops import rearrange
+
+from .attention import attention
 
 
 class WeatherTokens(nn.Module):
@@ -39,5 +40,5 @@ class PriorCrossAttention(nn.Module):
         _, _, H, W = x.shape
         q = rearrange(self.q(x), "b (n c) h w -> b n (h w) c", n=self.heads)
         k, v = rearrange(self.kv(tokens.to(x.dtype)), "b t (two n c) -> two b n t c", two=2, n=self.heads)
-        out = F.scaled_dot_product_attention(q, k, v)            # (B, heads, H*W, c)
+        out = attention(q, k, v)                                  # (B, heads, H*W, c)
         return self.proj(rearrange(out, "b n (h w) c -> b (n c) h w", h=H, w=W))

@@ -10,6 +10,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from einops import rearrange
 
+from .attention import attention
+
 
 class WindowAttention(nn.Module):
     def __init__(self, dim: int, head_dim: int, window: int, device=None, dtype=None):
@@ -40,7 +42,7 @@ class WindowAttention(nn.Module):
             valid = rearrange(valid.expand(x.shape[0], -1, -1, -1),
                               "b 1 (y wy) (x wx) -> (b y x) 1 1 (wy wx)", wy=w, wx=w)
             mask = valid                                          # True = key takes part
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        out = attention(q, k, v, mask)
         out = rearrange(out, "(b y x) n (wy wx) c -> b (n c) (y wy) (x wx)",
                         y=Hp // w, x=Wp // w, wy=w, wx=w)[..., :H, :W]
         return self.proj(out + lepe)
