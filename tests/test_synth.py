@@ -254,3 +254,25 @@ def test_dataset_on_the_shared_photos():
         item = ds[i]
         assert item["weathered"].shape == (3, 64, 64) and 0 <= item["weathered"].min() <= item["weathered"].max() <= 1
         assert 0 <= item["density"].min() and item["density"].max() <= 1
+
+
+def test_photo_cache_keeps_the_recent_photos_within_its_budget():
+    from weather_restore.training.synth.dataset import PhotoCache
+    decoded = []
+
+    def decode(path):
+        decoded.append(path)
+        return torch.zeros(3, 10, 10, dtype=torch.uint8)         # 300 bytes each
+
+    cache = PhotoCache(budget=700)                             # room for two
+    a = cache.get("a", decode)
+    assert cache.get("a", decode) is a and decoded == ["a"]      # a hit decodes nothing
+    cache.get("b", decode)
+    cache.get("a", decode)                                     # a is now the most recent
+    cache.get("c", decode)                                     # evicts b, the least recent
+    assert cache.held == 600 and list(cache._photos) == ["a", "c"]
+    cache.get("b", decode)
+    assert decoded == ["a", "b", "c", "b"]
+    cache.budget = 100
+    cache.trim()                                               # a smaller budget keeps the newest only
+    assert list(cache._photos) == ["b"] and cache.held == 300

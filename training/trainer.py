@@ -37,6 +37,7 @@ from .checkpoint import load_checkpoint, rng_state, save_atomic, set_rng_state
 from .data import EpochView, StepBatchSampler, generator_for
 from .ema import EMA
 from .optim import build_optimizer, build_scheduler
+from .synth.dataset import CACHE_BYTES, set_photo_cache_budget
 from .teachers import build_teacher
 from .train_config import TrainConfig, resolve_path
 
@@ -320,6 +321,7 @@ class Trainer:
         sampler = StepBatchSampler(len(self.dataset), self.cfg.batch, self.cfg.seed, self.step, end,
                                    self.rank, self.world)
         nw = int(self.cfg.num_workers)
+        set_photo_cache_budget(CACHE_BYTES // max(1, nw))        # each worker process holds its own photos
         return DataLoader(self.dataset, batch_sampler=sampler, num_workers=nw,
                           pin_memory=self.device.type == "cuda", persistent_workers=False,
                           prefetch_factor=2 if nw else None)
