@@ -144,24 +144,46 @@ class WeatherRestorer(nn.Module):
     def forward(self, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
                 density: Optional[torch.Tensor] = None) -> RestorerOutput:
         """x (B, 3, H, W) in [0, 1]; optional prior (B, K) and density (B, 1, H, W) in [0, 1]."""
-        if x.ndim != 4 or x.shape[1] != 3:
-            raise ValueError(f"restorer input must be (B, 3, H, W) RGB; got {tuple(x.shape)}")
-        B, _, H, W = x.shape
+        B, H, W = self._check_input(x)
         xp = self._layout(pad_to_multiple(x, self.cfg.stride))
         feats, attns = self.encode(xp)
         prior_logits, density_logits, quality_logits = self.heads(feats, xp)
-
         p = torch.sigmoid(prior_logits) if prior is None else check_prior(prior.to(x), B)
-        if density is None:
-            d = torch.sigmoid(density_logits[..., :H, :W])
-        else:
-            d = check_density(density.to(x), B)
-            if d.shape[-2:] != (H, W):
-                raise ValueError(f"density map is {tuple(d.shape[-2:])} but the image is {(H, W)}; resize it first")
+        d = torch.sigmoid(density_logits[..., :H, :W]) if density is None else self._given_density(density, x)
+        y, d = self._body(xp, feats, p, d, H, W)
+        return RestorerOutput(
+            image=y, prior=p, density=d[..., :H, :W],
+            pred_prior_logits=prior_logits, pred_density_logits=density_logits[..., :H, :W],
+            quality_logits=quality_logits, sar_attention=attns, sar_features=feats)
+
+    def restore(self, x: torch.Tensor, prior: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
+        """`forward(x, prior, density).image` without the heads, whose predictions a caller that gives
+        both signals never reads (models/tiling.py's tiles: the density head and refiner run at full
+        resolution)."""
+        B, H, W = self._check_input(x)
+        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        feats, _ = self.encode(xp)
+        return self._body(xp, feats, check_prior(prior.to(x), B), self._given_density(density, x), H, W)[0]
+
+    @staticmethod
+    def _check_input(x: torch.Tensor):
+        if x.ndim != 4 or x.shape[1] != 3:
+            raise ValueError(f"restorer input must be (B, 3, H, W) RGB; got {tuple(x.shape)}")
+        return x.shape[0], x.shape[2], x.shape[3]
+
+    @staticmethod
+    def _given_density(density: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        d = check_density(density.to(x), x.shape[0])
+        if d.shape[-2:] != x.shape[-2:]:
+            raise ValueError(f"density map is {tuple(d.shape[-2:])} but the image is {tuple(x.shape[-2:])}; "
+                             f"resize it first")
+        return d
+
+    def _body(self, xp, feats, p, d, H: int, W: int):
+        """The U-Net body on the encoder features -> (image (B, 3, H, W), d padded like xp)."""
         # padded like the image, so a given map and the head's own map take the same path
         d = pad_to_multiple(d, self.cfg.stride)
         tokens = self.weather_tokens(p)
-
         skips, h = [], None
         for i, blocks in enumerate(self.body):
             h = feats[i] if i == 0 else feats[i] + self.body_down[i - 1](h)
@@ -172,8 +194,4 @@ class WeatherRestorer(nn.Module):
             h = up(h) + skip
             for blk in blocks:
                 h = blk(h, d, tokens)
-        y = (xp + self.out(h))[..., :H, :W].contiguous()
-        return RestorerOutput(
-            image=y, prior=p, density=d[..., :H, :W],
-            pred_prior_logits=prior_logits, pred_density_logits=density_logits[..., :H, :W],
-            quality_logits=quality_logits, sar_attention=attns, sar_features=feats)
+        return (xp + self.out(h))[..., :H, :W].contiguous(), d

@@ -144,3 +144,23 @@ def test_default_config_within_compute_budget(name):
         model(x)
     gmacs_per_mp = counter.get_total_flops() / 2 / 1e9 * (1e6 / (128 * 128))
     assert 5 < gmacs_per_mp <= 60
+
+
+def test_restore_given_both_signals_equals_forward_and_skips_the_heads(tiny_model):
+    """What the tiles run: the same image as forward, with the density head, refiner and the other heads
+    never called."""
+    torch.manual_seed(3)
+    x, p, d = torch.rand(2, 3, 40, 56), torch.rand(2, len(WEATHER_TYPES)), torch.rand(2, 1, 40, 56)
+    with torch.no_grad():
+        want = tiny_model(x, p, d).image
+        calls = []
+        hooks = [m.register_forward_hook(lambda *a, name=n: calls.append(name)) for n, m in
+                 (("density", tiny_model.density_head), ("prior", tiny_model.prior_head),
+                  ("quality", tiny_model.quality_head))]
+        got = tiny_model.restore(x, p, d)
+        for h in hooks:
+            h.remove()
+    assert got.shape == (2, 3, 40, 56) and calls == []
+    assert torch.equal(got, want)
+    with pytest.raises(ValueError, match="density map is"):
+        tiny_model.restore(x, p, d[..., :20, :])
