@@ -164,3 +164,24 @@ def test_restore_given_both_signals_equals_forward_and_skips_the_heads(tiny_mode
     assert torch.equal(got, want)
     with pytest.raises(ValueError, match="density map is"):
         tiny_model.restore(x, p, d[..., :20, :])
+
+
+@pytest.mark.parametrize("d", [1, 4, 16, 32])
+def test_dilated_depthwise_equals_the_convolution(d):
+    """The interleaved form (from POLYPHASE_FROM on, where d divides the sides) gives the convolution's
+    numbers, gradients included; elsewhere the convolution itself runs."""
+    from weather_restore.models.heads import dilated_depthwise
+    torch.manual_seed(d)
+    conv = torch.nn.Conv2d(4, 4, 3, padding=d, dilation=d, groups=4)
+    for shape in ((2, 4, 64, 96), (1, 4, 40, 72)):             # 40 x 72: 16 and 32 do not divide it
+        x = torch.randn(*shape).contiguous(memory_format=torch.channels_last).requires_grad_()
+        got = dilated_depthwise(conv, x)
+        got.square().sum().backward()
+        gx, gw = x.grad.clone(), conv.weight.grad.clone()
+        x.grad, conv.weight.grad = None, None
+        want = conv(x)
+        want.square().sum().backward()
+        assert got.shape == want.shape
+        assert torch.allclose(got, want, atol=1e-5)
+        assert torch.allclose(gx, x.grad, atol=1e-4) and torch.allclose(gw, conv.weight.grad, atol=1e-3)
+        conv.weight.grad = None

@@ -1,5 +1,7 @@
 """The v4 training configs: the CPU recipe (m) and the one-command GPU stage (m_gpu) resolve to what
 their files promise, and the m network trains a step with the torch synthesizer on CPU."""
+import dataclasses
+
 import numpy as np
 import torch
 from PIL import Image
@@ -289,3 +291,29 @@ def test_the_dense_rain_stage_continues_v4_8():
     assert stage.synth == "torch" and stage.loss == first.loss
     assert (stage.lr, stage.steps) == (first.lr, first.steps) and stage.seed != first.seed
     _head_refit_follows("m_dense")
+
+
+def test_the_density_stage_adds_a_refiner_to_v4_9_without_changing_its_output():
+    """m_dsig: weather-m-v4.9 plus a full-resolution density refiner (model config m_dr: 6 dilated blocks, a
+    receptive field of ~130 px, to tell streaks from edges), trained alone against the synthesizer's maps in a
+    signals stage, in fp32 (bf16 crashed on the CPU; docs/EXPERIMENTS.md). Before training the grown network
+    restores as v4.9 does, to float rounding (the refiner starts as the identity)."""
+    from weather_restore.models import WeatherRestorer, load_config
+    from weather_restore.models.weights_io import load_restorer
+    from weather_restore.training.trainer import load_init_weights
+    stage, dense = load_train_config("m_dsig"), load_train_config("m_dense")
+    assert stage.init_weights == "weights/weather_m_v4_9.safetensors" and stage.stage == "signals"
+    assert stage.trainable == ["density_head", "density_refiner"] and stage.new_modules == ["density_refiner"]
+    assert stage.amp == "off" and stage.recipe_weights == dense.recipe_weights
+    assert (stage.loss["prior"], stage.loss["density"], stage.loss["quality"]) == (0.0, 1.0, 0.0)
+    cfg, base = load_config(stage.model), load_config("m")
+    assert (cfg.density_refine, cfg.density_refine_blocks) == (16, 6)
+    assert dataclasses.replace(cfg, name="m", density_refine=0, density_refine_blocks=base.density_refine_blocks) == base
+    grown = WeatherRestorer(cfg).eval()
+    load_init_weights(grown, stage.init_weights, stage.new_modules)
+    ref = load_restorer(stage.init_weights)
+    x = torch.rand(1, 3, 72, 88, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        a, b = grown(x), ref(x)
+    assert (a.image - b.image).abs().max() < 1e-5, (a.image - b.image).abs().max()
+    assert (a.pred_density_logits - b.pred_density_logits).abs().max() < 1e-5
