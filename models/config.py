@@ -16,7 +16,7 @@ MAX_STRIDE = 1024                          # inputs are padded to the stride: a 
 # hostile weights file's metadata cannot make building the network exhaust memory or time
 RANGES = {"dims": (1, 4096), "enc_blocks": (0, 64), "dec_blocks": (0, 64), "head_dim": (1, 4096),
           "window": (1, 64), "ssm_state": (1, 256), "ssm_chunk": (1, 4096), "density_level": (0, MAX_LEVELS - 1),
-          "density_refine": (0, 4096), "density_refine_blocks": (0, 8), "mlp_ratio": (0.0, 16.0),
+          "density_refine": (0, 4096), "density_refine_blocks": (0, 8), "density_refine_scale": (1, 4), "mlp_ratio": (0.0, 16.0),
           "sar_hidden_ratio": (0.0, 16.0)}
 
 
@@ -49,7 +49,7 @@ def _check_types(c: "RestorerConfig") -> None:
             for v in value:
                 _check_number(c.name, key, v, integer=True, label=f"each of {key}")
     for key in ("head_dim", "window", "ssm_state", "ssm_chunk", "density_level", "density_refine",
-                "density_refine_blocks"):
+                "density_refine_blocks", "density_refine_scale"):
         _check_number(c.name, key, getattr(c, key), integer=True)
     for key in ("mlp_ratio", "sar_hidden_ratio"):
         _check_number(c.name, key, getattr(c, key), integer=False)
@@ -83,6 +83,7 @@ class RestorerConfig:
     density_level: int = 1                 # encoder level whose features feed the density head
     density_refine: int = 0                # channels of the full-resolution density refiner (0 = none)
     density_refine_blocks: int = 2         # its dilated residual blocks (dilations 1, 2, 4, ...)
+    density_refine_scale: int = 1          # the refiner's blocks run at 1 / this resolution (1, 2 or 4)
     # encoder levels pooled into the prior head besides the bottleneck: 1-3 px rain streaks and drops
     # are clear at full resolution and faint at 1/8, where a bottleneck-only head (v1-v4.1) reads
     # their severity at about half its label. Empty = bottleneck only.
@@ -121,6 +122,9 @@ class RestorerConfig:
                              f"got {self.prior_extra_levels}")
         if not 0 <= self.density_level < levels:
             raise ValueError(f"config '{self.name}': density_level must be in [0, {levels - 1}]")
+        if self.stride % self.density_refine_scale:
+            raise ValueError(f"config '{self.name}': density_refine_scale {self.density_refine_scale} must divide the "
+                             f"input stride {self.stride} (use 1, 2 or 4)")
         if self.stride > MAX_STRIDE:
             raise ValueError(f"config '{self.name}': stride {self.stride} (window x 2^level at window-attention "
                              f"levels, 2^(levels - 1)) is over {MAX_STRIDE}; use a smaller window or fewer levels")

@@ -76,25 +76,32 @@ class DensityRefiner(nn.Module):
     residual blocks (dilations 1, 2, 4, 8, ... for a receptive field along the streaks), and a 3x3
     projection add a correction to the coarse logits."""
 
-    def __init__(self, feat_dim: int, hidden: int, blocks: int = 2, device=None, dtype=None):
+    def __init__(self, feat_dim: int, hidden: int, blocks: int = 2, scale: int = 1, device=None, dtype=None):
         super().__init__()
         kw = dict(device=device, dtype=dtype)
-        self.stem = nn.Sequential(nn.Conv2d(3 + feat_dim + 1, hidden, 3, padding=1, **kw), nn.GELU())
+        self.scale = scale
+        # scale s > 1: the blocks run at 1/s resolution on the pixel-unshuffled input (nothing thrown away) and
+        # the projection gives s*s channels that pixel-shuffle back to a full-resolution correction
+        self.stem = nn.Sequential(nn.Conv2d((3 + feat_dim + 1) * scale ** 2, hidden, 3, padding=1, **kw), nn.GELU())
         self.blocks = nn.ModuleList(
             nn.Sequential(nn.Conv2d(hidden, hidden, 3, padding=2 ** i, dilation=2 ** i, groups=hidden, **kw),
                           nn.GELU(), nn.Conv2d(hidden, hidden, 1, **kw))
             for i in range(blocks))
-        self.proj = nn.Conv2d(hidden, 1, 3, padding=1, **kw)
+        self.proj = nn.Conv2d(hidden, scale ** 2, 3, padding=1, **kw)
         with torch.no_grad():               # starts as the identity on the coarse map
             self.proj.weight.zero_()
             self.proj.bias.zero_()
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor, coarse_logits: torch.Tensor) -> torch.Tensor:
         # channels_last like the encoder (the CPU's depthwise kernels are ~8x slower on NCHW maps at 16 channels)
-        h = self.stem(torch.cat([x, feat, coarse_logits], dim=1).contiguous(memory_format=torch.channels_last))
+        inp = torch.cat([x, feat, coarse_logits], dim=1)
+        if self.scale > 1:
+            inp = F.pixel_unshuffle(inp, self.scale)
+        h = self.stem(inp.contiguous(memory_format=torch.channels_last))
         for depthwise, act, pointwise in self.blocks:
             h = h + pointwise(act(dilated_depthwise(depthwise, h)))
-        return coarse_logits + self.proj(h)
+        correction = self.proj(h)
+        return coarse_logits + (F.pixel_shuffle(correction, self.scale) if self.scale > 1 else correction)
 
 
 POLYPHASE_FROM = 16     # dilations from which the interleaved form is used

@@ -69,7 +69,8 @@ class WeatherRestorer(nn.Module):
         self.prior_head = PriorHead(dims[-1], [dims[i] for i in cfg.prior_extra_levels], **kw)
         self.quality_head = QualityHead(dims[-1], **kw)
         self.density_head = DensityHead(dims[cfg.density_level], **kw)
-        self.density_refiner = DensityRefiner(dims[0], cfg.density_refine, cfg.density_refine_blocks, **kw) \
+        self.density_refiner = DensityRefiner(dims[0], cfg.density_refine, cfg.density_refine_blocks,
+                                              cfg.density_refine_scale, **kw) \
             if cfg.density_refine else None
         self.weather_tokens = WeatherTokens(len(WEATHER_TYPES), dims[-1], **kw)
         token_dim = dims[-1]

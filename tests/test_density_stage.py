@@ -113,3 +113,26 @@ def test_stage_and_trainable_are_checked():
         TrainConfig(stage="signals", loss={"prior": 0.0, "density": 0.0})
     with pytest.raises(ValueError, match="not in the network.*density_head"):
         freeze_except(WeatherRestorer(load_config("tiny")), ["density_heads"])
+
+
+def test_a_half_resolution_refiner_starts_as_the_coarse_map_and_corrects_every_pixel(tmp_path):
+    """density_refine_scale 2: the blocks run on the pixel-unshuffled input at half resolution, and the s*s
+    projected channels shuffle back to a full-resolution correction, one value per pixel."""
+    torch.manual_seed(0)
+    plain = WeatherRestorer(load_config("tiny")).eval()
+    cfg = dataclasses.replace(load_config("tiny"), name="tiny_dr2", density_refine=8, density_refine_scale=2)
+    path = tmp_path / "tiny_dr2.json"
+    path.write_text(json.dumps(dataclasses.asdict(cfg)))
+    refined = WeatherRestorer(load_config(str(path))).eval()
+    load_state_strict(refined, plain.state_dict(), "plain tiny", new_modules=["density_refiner"])
+    x = torch.rand(2, 3, 21, 34)
+    a, b = plain.predict_signals(x), refined.predict_signals(x)
+    assert b.density_logits.shape == (2, 1, 21, 34) and torch.equal(a.density_logits, b.density_logits)
+    assert refined.density_refiner.stem[0].in_channels == (3 + 16 + 1) * 4 and refined.density_refiner.proj.out_channels == 4
+    with torch.no_grad():                     # channel k of the projection lands on phase (k // 2, k % 2)
+        refined.density_refiner.proj.bias.copy_(torch.tensor([1.0, 2.0, 3.0, 4.0]))
+    diff = refined.predict_signals(x).density_logits - a.density_logits
+    assert torch.allclose(diff[..., 0::2, 0::2], torch.ones(()), atol=1e-5)
+    assert torch.allclose(diff[..., 1::2, 1::2], torch.full((), 4.0), atol=1e-5)
+    with pytest.raises(ValueError, match="density_refine_scale 3 must divide"):
+        dataclasses.replace(cfg, density_refine_scale=3)

@@ -317,3 +317,11 @@ def test_the_density_stage_adds_a_refiner_to_v4_9_without_changing_its_output():
         a, b = grown(x), ref(x)
     assert (a.image - b.image).abs().max() < 1e-5, (a.image - b.image).abs().max()
     assert (a.pred_density_logits - b.pred_density_logits).abs().max() < 1e-5
+
+
+def test_the_half_resolution_density_stage_is_m_dsig_with_the_refiner_at_half_resolution():
+    from weather_restore.models import load_config
+    half, full = load_train_config("m_dsig2"), load_train_config("m_dsig")
+    assert dataclasses.replace(half, name=full.name, model=full.model) == full
+    assert dataclasses.replace(load_config(half.model), name="m_dr", density_refine_scale=1) == load_config(full.model)
+    assert load_config(half.model).density_refine_scale == 2
