@@ -74,7 +74,8 @@ class DensityRefiner(nn.Module):
     streaks and their brightness; the coarse head sees them at half resolution. A 3x3 stem over
     [image, full-resolution encoder features, coarse logits], `blocks` dilated depthwise-separable
     residual blocks (dilations 1, 2, 4, 8, ... for a receptive field along the streaks), and a 3x3
-    projection add a correction to the coarse logits."""
+    projection add a correction to the coarse logits. With `scale` 2 or 4 the stem and blocks run on the
+    pixel-unshuffled input at that fraction of the resolution (configs' `density_refine_scale`)."""
 
     def __init__(self, feat_dim: int, hidden: int, blocks: int = 2, scale: int = 1, device=None, dtype=None):
         super().__init__()
@@ -93,10 +94,10 @@ class DensityRefiner(nn.Module):
             self.proj.bias.zero_()
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor, coarse_logits: torch.Tensor) -> torch.Tensor:
-        # channels_last like the encoder (the CPU's depthwise kernels are ~8x slower on NCHW maps at 16 channels)
         inp = torch.cat([x, feat, coarse_logits], dim=1)
         if self.scale > 1:
             inp = F.pixel_unshuffle(inp, self.scale)
+        # channels_last like the encoder (the CPU's depthwise kernels are ~8x slower on NCHW maps at 16 channels)
         h = self.stem(inp.contiguous(memory_format=torch.channels_last))
         for depthwise, act, pointwise in self.blocks:
             h = h + pointwise(act(dilated_depthwise(depthwise, h)))

@@ -250,15 +250,15 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         d = None if density is None else density[i:i + 1, :, y0:y1, x0:x1].to(device=device, dtype=dtype)
         views = MIRROR_VIEWS if mirror_ensemble else ((),)
         # given both signals, a network with `restore` skips its heads (WeatherRestorer.restore)
-        skip_heads = p is not None and d is not None and hasattr(model, "restore")
+        if p is not None and d is not None and hasattr(model, "restore"):
+            net = lambda c, dc: model.restore(c, p, dc)                      # noqa: E731
+        else:
+            net = lambda c, dc: model(c, prior=p, density=dc).image         # noqa: E731
         summed = None
         for dims in views:
             flip = (lambda t: t.flip(dims)) if dims else (lambda t: t)    # noqa: E731 - its own inverse
             with network_autocast(model):
-                if skip_heads:
-                    y = flip(model.restore(flip(crop), p, flip(d)).float())
-                else:
-                    y = flip(model(flip(crop), prior=p, density=None if d is None else flip(d)).image.float())
+                y = flip(net(flip(crop), None if d is None else flip(d)).float())
             summed = y if summed is None else summed + y
         return (summed / len(views)).to(x.device)
 

@@ -26,16 +26,11 @@ class EMA:
         d = self.current_decay()
         self.updates += 1
         src = model.state_dict()
-        floats, news = [], []
         for k, v in self.model.state_dict().items():
             if v.dtype.is_floating_point:
-                floats.append(v)
-                news.append(src[k].detach().to(v.dtype))
+                v.mul_(d).add_(src[k].detach().to(v.dtype), alpha=1 - d)
             else:
                 v.copy_(src[k])
-        # one fused pass over all tensors (per-tensor ops cost ~20 ms a step on the CPU); same arithmetic
-        torch._foreach_mul_(floats, d)
-        torch._foreach_add_(floats, news, alpha=1 - d)
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "updates": self.updates, "decay": self.decay}
