@@ -174,11 +174,7 @@ class WeatherRestorer(nn.Module):
 
     @staticmethod
     def _given_density(density: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        d = check_density(density.to(x), x.shape[0])
-        if d.shape[-2:] != x.shape[-2:]:
-            raise ValueError(f"density map is {tuple(d.shape[-2:])} but the image is {tuple(x.shape[-2:])}; "
-                             f"resize it first")
-        return d
+        return check_density(density.to(x), x.shape[0], x.shape[-2:])
 
     def _body(self, xp, feats, p, d, H: int, W: int):
         """The U-Net body on the encoder features -> (image (B, 3, H, W), d padded like xp)."""

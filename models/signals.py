@@ -23,8 +23,12 @@ def check_prior(p: torch.Tensor, batch: int) -> torch.Tensor:
     return p.clamp(0, 1).expand(batch, -1)
 
 
-def check_density(d: torch.Tensor, batch: int) -> torch.Tensor:
+def check_density(d: torch.Tensor, batch: int, size=None) -> torch.Tensor:
+    """d clamped to [0, 1] and expanded to the batch; `size` (H, W), if given, is the image's size."""
     if d.ndim != 4 or d.shape[1] != 1 or d.shape[0] not in (1, batch):
         raise ValueError(
             f"density map must have shape (B, 1, H, W) with B = 1 or {batch}; got {tuple(d.shape)}")
+    if size is not None and tuple(d.shape[-2:]) != tuple(size):
+        raise ValueError(f"density map is {tuple(d.shape[-2:])} but the image is {tuple(size)}; "
+                         f"resize the density (mask) to the image size first")
     return d.clamp(0, 1).expand(batch, -1, -1, -1)

@@ -220,10 +220,7 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
     if prior is not None:
         prior = check_prior(prior.to(x.device), B)
     if density is not None:
-        density = check_density(density.to(x.device), B)
-        if density.shape[-2:] != (H, W):
-            raise ValueError(f"density map is {tuple(density.shape[-2:])} but the image is {(H, W)}; "
-                             f"resize the density (mask) to the image size first")
+        density = check_density(density.to(x.device), B, (H, W))
     if (len(tiles) > 1 or max(H, W) > ANALYSIS_SIZE or mirror_ensemble) and (prior is None or density is None):
         p, d = global_signals(model, x, ANALYSIS_SIZE)
         prior = p if prior is None else prior

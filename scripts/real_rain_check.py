@@ -56,5 +56,5 @@ def main(weights: str, sheet: str, weather: str = "", threads: int = 2, mirror_e
 
 
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--mirror-ensemble"]
-    main(*args, mirror_ensemble="--mirror-ensemble" in sys.argv[1:])
+    from synth_recipe_eval import run_from_argv
+    run_from_argv(main)

@@ -45,6 +45,10 @@ def main(weights: str, recipe: str = "rain_light", threads: int = 2, mirror_ense
     print(f"{recipe}: input {np.mean(ins):.2f} dB, restored {np.mean(outs):.2f} dB (Y-PSNR, {len(ins)} images)")
 
 
+def run_from_argv(main) -> None:
+    """main(*positional arguments, mirror_ensemble=...) from sys.argv, `--mirror-ensemble` anywhere."""
+    main(*[a for a in sys.argv[1:] if a != "--mirror-ensemble"], mirror_ensemble="--mirror-ensemble" in sys.argv[1:])
+
+
 if __name__ == "__main__":
-    args = [a for a in sys.argv[1:] if a != "--mirror-ensemble"]
-    main(*args, mirror_ensemble="--mirror-ensemble" in sys.argv[1:])
+    run_from_argv(main)
