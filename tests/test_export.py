@@ -139,3 +139,35 @@ def test_export_refuses_a_bad_checkpoint(tmp_path):
     bad.write_bytes(b"nope")
     with pytest.raises(RuntimeError, match="unreadable"):
         E.export_checkpoint(bad, tmp_path / "x.safetensors", "x")
+
+
+def test_blend_keeps_a_density_refiner_the_other_network_lacks(tmp_path):
+    import dataclasses
+    from weather_restore.models import WeatherRestorer, load_config
+    from weather_restore.models.weights_io import WeightsError, save_restorer
+    from weather_restore.training.export import blend_weights
+    plain_cfg = load_config("tiny")
+    refined_cfg = dataclasses.replace(plain_cfg, name="tiny_dr", density_refine=8, density_refine_blocks=2,
+                                      density_refine_scale=2)
+    torch.manual_seed(5)
+    plain = WeatherRestorer(plain_cfg).eval()
+    refined = WeatherRestorer(refined_cfg).eval()
+    with torch.no_grad():
+        for v in refined.density_refiner.parameters():
+            v.normal_()
+    before = {k: v.clone() for k, v in refined.state_dict().items()}
+    plain_file = save_restorer(plain, tmp_path / "plain.safetensors")
+    blend_weights(refined, plain_file, 0.25)
+    theirs, got = plain.state_dict(), refined.state_dict()
+    shared = [k for k in got if not k.startswith("density_refiner.")]
+    assert len(shared) == len(theirs)
+    for k in shared:
+        if got[k].is_floating_point():
+            assert torch.allclose(got[k], 0.75 * before[k] + 0.25 * theirs[k], atol=1e-6), k
+    for k in got:
+        if k.startswith("density_refiner."):
+            assert torch.equal(got[k], before[k]), k                     # the refiner stays the checkpoint's
+    assert any(not torch.allclose(got[k], before[k]) for k in shared)
+    # the other way round (the file has a refiner, the network does not) is refused
+    with pytest.raises(WeightsError, match="another config"):
+        blend_weights(WeatherRestorer(plain_cfg), save_restorer(refined, tmp_path / "refined.safetensors"), 0.5)

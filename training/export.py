@@ -5,6 +5,7 @@ architecture config, licence, training data and setup (steps, teacher, CLIP used
 scores that `evaluate_folder` measured on the given paired folders (input-vs-target beside them).
 `write_manifest_entry` adds it to weights_manifest.json, replacing an entry with the same id.
 """
+import dataclasses
 import json
 import logging
 import os
@@ -64,20 +65,32 @@ def training_summary(ck: dict, ema: bool = True) -> dict:
     }
 
 
+# config fields of modules a checkpoint may add on top of the network it blends with (they keep its weights)
+ADDED_MODULE_FIELDS = {"density_refiner": ("density_refine", "density_refine_blocks", "density_refine_scale")}
+
+
+def _without_added_modules(cfg: RestorerConfig) -> str:
+    fields = {f: getattr(RestorerConfig(), f) for group in ADDED_MODULE_FIELDS.values() for f in group}
+    return dataclasses.replace(cfg, name="", **fields).to_json()
+
+
 def blend_weights(model: WeatherRestorer, other_path, other_share: float) -> WeatherRestorer:
     """model's floating-point weights <- (1 - other_share) x its own + other_share x those of a weights file
     of the same network (a two-model soup: weights of one lineage, averaged, often keep the strengths of
-    both). Buffers that are not floating point stay model's."""
+    both). Buffers that are not floating point stay model's. The file's network may lack a module that the
+    model adds on top of it (ADDED_MODULE_FIELDS: the density refiner); that module keeps the model's weights."""
     if not 0 < other_share < 1:
         raise ValueError(f"blend share must be between 0 and 1 (exclusive); got {other_share}")
     other = load_restorer(other_path)
-    if other.cfg.to_json() != model.cfg.to_json():
+    theirs = other.state_dict()
+    added = [m for m in ADDED_MODULE_FIELDS if getattr(model, m, None) is not None and getattr(other, m, None) is None]
+    if _without_added_modules(other.cfg) != _without_added_modules(model.cfg) or \
+            any(getattr(other, m, None) is not None and getattr(model, m, None) is None for m in ADDED_MODULE_FIELDS):
         raise WeightsError(f"{other_path} is a '{other.cfg.name}' network with another config than the checkpoint's "
                            f"'{model.cfg.name}'; blend only weights of the same network")
-    theirs = other.state_dict()
     with torch.no_grad():
         for name, value in model.state_dict().items():
-            if value.is_floating_point():
+            if value.is_floating_point() and name.split(".")[0] not in added:
                 value.mul_(1 - other_share).add_(theirs[name].to(value.dtype), alpha=other_share)
     return model
 
