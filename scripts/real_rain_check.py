@@ -1,5 +1,6 @@
 """Look at weights on real rainy photos (no ground truth): restore every 12th photo of
-../shared/data/train/real_rain (8 photos), print how much each changed and the mean colour shift,
+../shared/data/train/real_rain (8 photos), print how much each changed (all of it, and at the
+scale of streaks) and the mean colour shift,
 and write a before | after sheet (keep it out of the repository: the photos may not be shipped).
 
     .venv/bin/python scripts/real_rain_check.py weights/weather_s_v2.safetensors /tmp/real_rain_sheet.png
@@ -23,6 +24,7 @@ from weather_restore.cli.model_loading import load_model  # noqa: E402
 from weather_restore.evaluation.metrics import quantize  # noqa: E402
 from weather_restore.models.tiling import restore_image  # noqa: E402
 from weather_restore.pipeline.signals import apply_overrides, learned_prior_density, parse_weather  # noqa: E402
+from weather_restore.training.synth.kernels import gaussian_blur  # noqa: E402
 
 REAL_RAIN = ROOT.parent / "shared" / "data" / "train" / "real_rain"
 
@@ -30,6 +32,14 @@ REAL_RAIN = ROOT.parent / "shared" / "data" / "train" / "real_rain"
 def checked_photos():
     """The real rainy photos looked at (also read by prior_check.py): every 12th, 8 in all."""
     return sorted(REAL_RAIN.glob("*.png"))[::12][:8]
+
+
+def fine_change(before: np.ndarray, after: np.ndarray, sigma: float = 4.0) -> float:
+    """Mean |change| of the luma above the scale of a Gaussian of `sigma` px: streaks taken away (1-3 px wide)
+    count, a smooth brightness shift (mist lifted, the whole photo darkened) does not."""
+    y = lambda im: torch.from_numpy(im.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[None]  # noqa: E731
+    d = y(after) - y(before)
+    return float((d - gaussian_blur(d, sigma)).abs().mean())
 
 
 def main(weights: str, sheet: str, weather: str = "", threads: int = 2, mirror_ensemble: bool = False) -> None:
@@ -47,8 +57,9 @@ def main(weights: str, sheet: str, weather: str = "", threads: int = 2, mirror_e
                                            mirror_ensemble=mirror_ensemble)[0].permute(1, 2, 0))
         change = np.abs(after.astype(int) - before.astype(int))
         shift = after.reshape(-1, 3).mean(0) - before.reshape(-1, 3).mean(0)
+        fine = fine_change(before, after)
         print(f"{path.name}: prior {np.round(prior[0].numpy(), 2).tolist()}, mean |change| {change.mean():.2f}, pixels changed by >10: "
-              f"{100 * (change.max(-1) > 10).mean():.1f} %, mean RGB shift {np.round(shift, 2).tolist()}")
+              f"{100 * (change.max(-1) > 10).mean():.1f} %, fine-scale |change| {fine:.2f}, mean RGB shift {np.round(shift, 2).tolist()}")
         rows.append(np.concatenate([before, after], axis=1))
     height = min(r.shape[0] for r in rows)
     Image.fromarray(np.concatenate([r[:height] for r in rows], axis=0)).save(sheet)

@@ -15,7 +15,8 @@ import train_helpers
 def test_m_and_m_gpu_resolve():
     m, gpu, cont = load_train_config("m"), load_train_config("m_gpu"), load_train_config("m_cont")
     assert (m.model, m.synth, m.batch, m.crop) == ("m", "numpy", 8, 128)
-    assert (gpu.model, gpu.synth, gpu.amp) == ("m", "torch", "auto")      # bf16 autocast where CUDA has it
+    # the default's network (m plus the density refiner) in fp32: bf16 autocast with the refiner crashed on the CPU
+    assert (gpu.model, gpu.synth, gpu.amp) == ("m_dr2", "torch", "off")
     assert cont.init_weights == "weights/weather_m_v4_preview.safetensors"   # how weather-m-v4 was made
     haze = load_train_config("m_haze")                                      # the next stages continue v4
     assert haze.init_weights == "weights/weather_m_v4.safetensors"            # how v4.1 was made
@@ -30,7 +31,7 @@ def test_m_and_m_gpu_resolve():
     assert all(r.startswith(".devdata/") for r in gpu.data_roots)         # the photos carried to the device
     assert cont.ema_warmup is False and cont.warmup == 50
     from weather_restore.models.weights_io import load_restorer
-    assert load_restorer(gpu.init_weights).cfg.name == "m"                 # the committed v4 weights load
+    assert load_restorer(gpu.init_weights).cfg.name == gpu.model           # the committed default loads as m_gpu's network
 
 
 def test_m_network_trains_with_the_torch_synthesizer_on_cpu(tmp_path):
@@ -325,3 +326,18 @@ def test_the_half_resolution_density_stage_is_m_dsig_with_the_refiner_at_half_re
     assert dataclasses.replace(half, name=full.name, model=full.model) == full
     assert dataclasses.replace(load_config(half.model), name="m_dr", density_refine_scale=1) == load_config(full.model)
     assert load_config(half.model).density_refine_scale == 2
+
+
+def test_the_body_stage_of_v4_10_trains_everything_on_the_refined_maps():
+    """m_dbody: m_dsig2's network (v4.9 plus the half-resolution refiner, trained alone) trained whole on m_dense's
+    mix and losses, the density label loss raised to 0.3, in fp32 (bf16 autocast crashed with the refiner on the
+    CPU); its prior head re-fitted as m_rainfirst_prior's, in fp32 too, on the same network."""
+    stage, dense = load_train_config("m_dbody"), load_train_config("m_dense")
+    assert stage.init_weights == "runs/m_dsig2/last.pt" and stage.model == load_train_config("m_dsig2").model
+    assert stage.stage == "full" and stage.trainable is None and stage.amp == "off"
+    assert stage.recipe_weights == dense.recipe_weights and (stage.crop, stage.batch) == (dense.crop, dense.batch)
+    assert stage.loss == {**dense.loss, "density": 0.3}
+    assert stage.lr < dense.lr and stage.seed != dense.seed
+    _head_refit_follows("m_dbody")
+    head = load_train_config("m_dbody_prior")
+    assert head.model == stage.model and head.amp == "off" and head.trainable == ["prior_head"]
