@@ -301,3 +301,22 @@ def test_light_rain_is_dense_and_bright_in_a_share_of_the_samples(monkeypatch):
     assert (dense["amp"] <= 0.9).all() and torch.allclose(dense["length"][:, :4], calm["length"][:, :4] * 1.4)
     assert (dense["seeds"][:, :3] > calm["seeds"][:, :3]).all()
     assert share == 0.3 and 0.25 < (mixed["length"][:, 0] > calm["length"][:, 0] * 1.2).float().mean() < 0.35
+
+
+def test_faint_light_rain_is_off_by_default_and_dims_a_share_of_the_samples(monkeypatch):
+    """FAINT_LIGHT_SHARE (0: nothing drawn, the random stream as before) draws 0.6x the brightness and seeds in a
+    share of the light-rain samples that are not dense; lengths, widths and angles stay."""
+    from weather_restore.training.synth_torch import rain
+    assert rain.FAINT_LIGHT_SHARE == 0.0
+    n = 2000
+
+    def draw(share):
+        monkeypatch.setattr(rain, "FAINT_LIGHT_SHARE", share)
+        return rain._light(torch.Generator().manual_seed(7), n)
+    plain, faint = draw(0.0), draw(1.0)
+    for k in ("length", "width", "angle"):                   # drawn before the faint choice: unchanged
+        assert torch.equal(plain[k], faint[k]), k
+    dimmed = torch.isclose(faint["amp"][:, 0] / plain["amp"][:, 0], torch.tensor(0.6))
+    assert 0.6 < dimmed.float().mean() < 0.8                  # all but the dense 30 %
+    assert torch.equal(faint["amp"][~dimmed], plain["amp"][~dimmed])
+    assert torch.allclose(faint["seeds"][dimmed], plain["seeds"][dimmed] * 0.6)

@@ -40,6 +40,7 @@ def _pad(x: torch.Tensor, value=0.0) -> torch.Tensor:
 NEAR_LIGHT_SHARE = 0.5        # light-rain samples that also get a near layer
 NEAR_COVERAGE_TAKEN = 0.25    # the far layers give up this share of their coverage when it is there
 DENSE_LIGHT_SHARE = 0.3       # light-rain samples drawn dense and bright: more, brighter, longer streaks
+FAINT_LIGHT_SHARE = 0.0       # light-rain samples drawn faint and sparse (0.6x brightness and seeds); 0 draws nothing
 WIND_SHARE = 0.5              # light rain and downpours slanted by wind: fall angle uniform in +-WIND_LIMIT
 WIND_LIMIT = 45.0
 
@@ -85,6 +86,10 @@ def _light(g, n):
     p["amp"] = torch.where(dense, (p["amp"] * 1.5).clamp(max=0.9), p["amp"])
     p["width"] = torch.where(dense & (p["width"] < 1.0), p["width"] * 1.3, p["width"])
     p["length"] = torch.where(dense, p["length"] * 1.4, p["length"])
+    if FAINT_LIGHT_SHARE > 0:   # Rain100L's faintest images (docs/EXPERIMENTS.md); no draw at 0 keeps the stream
+        faint = (uniform(g, (n, 1)) < FAINT_LIGHT_SHARE) & ~dense
+        p["amp"] = torch.where(faint, p["amp"] * 0.6, p["amp"])
+        p["seeds"] = torch.where(faint, p["seeds"] * 0.6, p["seeds"])
     return {k: _pad(v, 1.0 if k in ("length", "width") else 0.0) for k, v in p.items()}
 
 
