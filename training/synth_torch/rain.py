@@ -40,7 +40,7 @@ def _pad(x: torch.Tensor, value=0.0) -> torch.Tensor:
 NEAR_LIGHT_SHARE = 0.5        # light-rain samples that also get a near layer
 NEAR_COVERAGE_TAKEN = 0.25    # the far layers give up this share of their coverage when it is there
 DENSE_LIGHT_SHARE = 0.3       # light-rain samples drawn dense and bright: more, brighter, longer streaks
-FAINT_LIGHT_SHARE = 0.0       # light-rain samples drawn faint and sparse (0.6x brightness and seeds); 0 draws nothing
+FAINT_LIGHT_SHARE = 0.0       # faint, sparse light rain (0.6x brightness, seeds); 0 draws nothing (a probe: EXPERIMENTS.md)
 WIND_SHARE = 0.5              # light rain and downpours slanted by wind: fall angle uniform in +-WIND_LIMIT
 WIND_LIMIT = 45.0
 
