@@ -22,6 +22,7 @@ import weather  # noqa: E402
 weather.load_pack()
 from weather_restore.cli.model_loading import load_model  # noqa: E402
 from weather_restore.evaluation.metrics import quantize  # noqa: E402
+from weather_restore.imagefiles.image_io import LUMA  # noqa: E402
 from weather_restore.models.tiling import restore_image  # noqa: E402
 from weather_restore.pipeline.signals import apply_overrides, learned_prior_density, parse_weather  # noqa: E402
 from weather_restore.training.synth.kernels import gaussian_blur  # noqa: E402
@@ -37,7 +38,7 @@ def checked_photos():
 def fine_change(before: np.ndarray, after: np.ndarray, sigma: float = 4.0) -> float:
     """Mean |change| of the luma above the scale of a Gaussian of `sigma` px: streaks taken away (1-3 px wide)
     count, a smooth brightness shift (mist lifted, the whole photo darkened) does not."""
-    y = lambda im: torch.from_numpy(im.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32))[None]  # noqa: E731
+    y = lambda im: torch.from_numpy(im.astype(np.float32) @ np.array(LUMA, np.float32))[None]  # noqa: E731
     d = y(after) - y(before)
     return float((d - gaussian_blur(d, sigma)).abs().mean())
 

@@ -84,8 +84,10 @@ def blend_weights(model: WeatherRestorer, other_path, other_share: float) -> Wea
     other = load_restorer(other_path)
     theirs = other.state_dict()
     added = [m for m in ADDED_MODULE_FIELDS if getattr(model, m, None) is not None and getattr(other, m, None) is None]
-    if _without_added_modules(other.cfg) != _without_added_modules(model.cfg) or \
-            any(getattr(other, m, None) is not None and getattr(model, m, None) is None for m in ADDED_MODULE_FIELDS):
+    # nothing added: the very same config; else the same apart from the added modules' fields (and the name)
+    same = _without_added_modules(other.cfg) == _without_added_modules(model.cfg) if added else \
+        other.cfg.to_json() == model.cfg.to_json()
+    if not same:
         raise WeightsError(f"{other_path} is a '{other.cfg.name}' network with another config than the checkpoint's "
                            f"'{model.cfg.name}'; blend only weights of the same network")
     with torch.no_grad():
