@@ -84,9 +84,11 @@ def check_fits(expected: dict, given: dict, source, new_modules=()) -> None:
 
 
 def load_state_strict(model: torch.nn.Module, state: dict, source, new_modules=()) -> None:
-    """Load every key strictly (`check_fits`), then the weights."""
+    """Load every key strictly (`check_fits`), then the weights. Modules under `new_modules` keep the
+    network's own initialisation even where the file has them (e.g. a wider refiner than the file's)."""
     if not isinstance(state, dict) or not all(torch.is_tensor(v) for v in state.values()):
         raise WeightsError(f"{source} holds no state dict of tensors; choose a checkpoint or weights file of this pack")
+    state = {k: v for k, v in state.items() if not in_modules(k, new_modules)}
     own = model.state_dict()
     check_fits({k: v.shape for k, v in own.items()}, {k: v.shape for k, v in state.items()}, source, new_modules)
     model.load_state_dict({**own, **state}, strict=True)

@@ -57,6 +57,27 @@ def test_missing_keys_are_refused_unless_they_belong_to_new_modules(tmp_path):
         load_state_strict(refined, state, "plain tiny", new_modules=["density_refiner"])
 
 
+def test_new_modules_keep_their_own_start_even_where_the_file_has_them(tmp_path):
+    """A wider refiner retrained from the identity on weights whose own refiner is narrower."""
+    torch.manual_seed(0)
+    narrow = WeatherRestorer(load_config(str(_refined_config(tmp_path, channels=8))))
+    with torch.no_grad():
+        narrow.density_refiner.proj.bias.fill_(2.0)               # a trained refiner: not the identity
+    wide_cfg = tmp_path / "wide"
+    wide_cfg.mkdir()
+    wide = WeatherRestorer(load_config(str(_refined_config(wide_cfg, channels=12)))).eval()
+    with pytest.raises(WeightsError, match="another shape"):
+        load_state_strict(wide, narrow.state_dict(), "narrow")
+    load_state_strict(wide, narrow.state_dict(), "narrow", new_modules=["density_refiner"])
+    assert not wide.density_refiner.proj.bias.any()                  # its own (identity) start
+    assert torch.equal(wide.density_head.globl.weight, narrow.density_head.globl.weight)
+    x = torch.rand(1, 3, 20, 24)
+    plain = WeatherRestorer(load_config("tiny")).eval()
+    load_state_strict(plain, {k: v for k, v in narrow.state_dict().items() if not k.startswith("density_refiner.")},
+                      "narrow without its refiner")
+    assert torch.equal(wide.predict_signals(x).density_logits, plain.predict_signals(x).density_logits)
+
+
 def test_signals_stage_trains_only_the_named_modules(tmp_path):
     torch.manual_seed(1)
     base = save_restorer(WeatherRestorer(load_config("tiny")), tmp_path / "base.safetensors")
