@@ -94,6 +94,12 @@ class DensityRefiner(nn.Module):
             self.proj.bias.zero_()
 
     def forward(self, x: torch.Tensor, feat: torch.Tensor, coarse_logits: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_grad_enabled() and torch.is_autocast_enabled("cpu"):
+            # torch 2.14's CPU backward of bf16 depthwise convolutions on channels_last maps segfaults from
+            # dilation 8 on and gives NaN gradients now and then below it (AVX512-BF16; the forward is right):
+            # training computes this small module in fp32 (1.2x faster steps than all-fp32, EXPERIMENTS.md)
+            with torch.autocast("cpu", enabled=False):
+                return self.forward(x.float(), feat.float(), coarse_logits.float())
         inp = torch.cat([x, feat, coarse_logits], dim=1)
         if self.scale > 1:
             inp = F.pixel_unshuffle(inp, self.scale)

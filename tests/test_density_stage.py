@@ -157,3 +157,24 @@ def test_a_half_resolution_refiner_starts_as_the_coarse_map_and_corrects_every_p
     assert torch.allclose(diff[..., 1::2, 1::2], torch.full((), 4.0), atol=1e-5)
     with pytest.raises(ValueError, match="density_refine_scale 3 must divide"):
         dataclasses.replace(cfg, density_refine_scale=3)
+
+
+def test_the_refiner_trains_in_fp32_under_cpu_autocast():
+    """torch 2.14's CPU backward of bf16 depthwise convolutions on channels_last maps crashes or gives NaN
+    (dilation 8 on, and now and then below); under CPU autocast with gradients the refiner computes in
+    fp32: the numbers of no autocast and finite gradients. Inference (no gradients) keeps bf16."""
+    from weather_restore.models.heads import DensityRefiner
+    torch.manual_seed(0)
+    ref = DensityRefiner(feat_dim=8, hidden=8, blocks=5, scale=2).to(memory_format=torch.channels_last)
+    torch.nn.init.normal_(ref.proj.weight, std=0.1)          # not the identity
+    x, feat, coarse = torch.rand(2, 3, 64, 64), torch.randn(2, 8, 64, 64), torch.randn(2, 1, 64, 64)
+    want = ref(x, feat, coarse)
+    x.requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = ref(x, feat, coarse)
+    got.square().sum().backward()
+    assert got.dtype == torch.float32 and torch.allclose(got, want, atol=1e-5)
+    assert torch.isfinite(x.grad).all() and all(torch.isfinite(p.grad).all() for p in ref.parameters())
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = ref(x, feat, coarse)
+    assert not torch.allclose(fast.float(), want, atol=1e-4) and (fast.float() - want).abs().max() < 0.1

@@ -88,6 +88,18 @@ def test_auto_amp_trains_in_bf16_on_a_cpu_with_native_bf16(tmp_path, monkeypatch
     assert all(v == v and abs(v) < 1e6 for v in last.values()), last
 
 
+def test_non_finite_gradients_stop_before_they_reach_the_weights(tmp_path):
+    """A finite loss with NaN gradients (a broken kernel) would write NaN into every weight at the
+    optimizer step; the trainer stops with the step named and the weights untouched."""
+    torch.manual_seed(0)
+    tr = Trainer(tiny_train_config(steps=2), tmp_path / "run", dataset=FakeWeather(), show_progress=False)
+    before = {k: v.clone() for k, v in tr.model.state_dict().items()}
+    tr.model.out.weight.register_hook(lambda g: g * float("nan"))
+    with pytest.raises(FloatingPointError, match="gradients are not finite at step 0"):
+        tr.fit()
+    assert all(torch.equal(before[k], v) for k, v in tr.model.state_dict().items())
+
+
 def test_step_losses_use_the_labels_and_quality_tiers(tmp_path):
     """One step's parts: the quality term is the cross-entropy of (weathered -> low, clean -> high,
     partly restored -> medium); the heads and SAR attention all receive gradients."""

@@ -308,6 +308,11 @@ class Trainer:
         if not torch.isfinite(parts["total"]):
             raise FloatingPointError(f"loss is {parts['total'].item()} at step {self.step}; lower the lr "
                                      f"(now {self.sched.get_last_lr()[0]:.3g}) or resume from an earlier checkpoint")
+        if not torch.isfinite(gnorm):           # the step would write NaN into every weight
+            fp32 = 'train in fp32 ("amp": "off") or ' if self.amp else ""
+            raise FloatingPointError(
+                f"the gradients are not finite at step {self.step} (loss {parts['total'].item():.4g} is); "
+                f"{fp32}lower the lr (now {self.sched.get_last_lr()[0]:.3g}) or resume from an earlier checkpoint")
         self.opt.step()
         self.sched.step()
         self.ema.update(self.model)
