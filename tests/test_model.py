@@ -185,4 +185,3 @@ def test_dilated_depthwise_equals_the_convolution(d):
         assert torch.allclose(got, want, atol=1e-5)
         assert torch.allclose(gx, x.grad, atol=1e-4) and torch.allclose(gw, conv.weight.grad, atol=1e-3)
         conv.weight.grad = None
-
