@@ -210,3 +210,21 @@ def test_quality_tiers_never_call_a_clean_sample_degraded():
     assert tiers.tolist() == [L.TIER_LOW, L.TIER_HIGH, L.TIER_HIGH,   # inputs
                               L.TIER_HIGH, L.TIER_HIGH,               # clean images
                               L.TIER_MEDIUM, L.TIER_HIGH]             # partly restored
+
+
+def test_density_recall_makes_missed_rain_cost_more_than_false_alarms():
+    """Half the pixels are rain (label 1). A map that misses them (logit -2 there, right elsewhere) and one
+    that lights the dry half (logit +2 there) cost the same plain BCE; with recall 3 the miss costs more,
+    and recall 0 is the plain loss."""
+    label = torch.zeros(1, 1, 4, 8)
+    label[..., :4] = 1.0
+    right = torch.where(label > 0, torch.tensor(6.0), torch.tensor(-6.0))
+    miss = torch.where(label > 0, torch.tensor(-2.0), right)
+    alarm = torch.where(label > 0, right, torch.tensor(2.0))
+    assert torch.isclose(L.density_loss(miss, label), L.density_loss(alarm, label))
+    assert torch.equal(L.density_loss(miss, label, 0.0), L.density_loss(miss, label))
+    m, a = L.density_loss(miss, label, 3.0), L.density_loss(alarm, label, 3.0)
+    assert m > 1.5 * a, (m, a)
+    # normalised to mean weight 1: a uniform label keeps the plain value
+    flat = torch.full((1, 1, 4, 8), 0.5)
+    assert torch.isclose(L.density_loss(miss, flat, 3.0), L.density_loss(miss, flat))

@@ -109,11 +109,18 @@ def prior_loss(logits: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
     return F.binary_cross_entropy_with_logits(logits, prior.to(logits))
 
 
-def density_loss(logits: torch.Tensor, density: torch.Tensor) -> torch.Tensor:
-    """Density head (B, 1, H, W) logits vs the synthesizer's density map (B, 1, H, W) in [0, 1]."""
+def density_loss(logits: torch.Tensor, density: torch.Tensor, recall: float = 0.0) -> torch.Tensor:
+    """Density head (B, 1, H, W) logits vs the synthesizer's density map (B, 1, H, W) in [0, 1].
+    `recall` > 0 weights each pixel by 1 + recall x its label (normalised to mean 1): the restorer
+    removes what the map points at, and rain the map misses costs more than rain it sees where there
+    is none (docs/EXPERIMENTS.md, "What the density map misses")."""
     if density.shape[-2:] != logits.shape[-2:]:
         density = F.interpolate(density, size=logits.shape[-2:], mode="bilinear", align_corners=False)
-    return F.binary_cross_entropy_with_logits(logits, density.to(logits))
+    density = density.to(logits)
+    if not recall:
+        return F.binary_cross_entropy_with_logits(logits, density)
+    weight = 1 + recall * density
+    return F.binary_cross_entropy_with_logits(logits, density, weight=weight / weight.mean())
 
 
 def quality_loss(logits: torch.Tensor, tiers: torch.Tensor) -> torch.Tensor:

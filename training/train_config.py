@@ -27,6 +27,7 @@ DEFAULT_LOSS = {
     "streak_threshold": 0.02,  # ... where |weathered - clean| > this in any channel
     "prior": 0.1,            # BCE-with-logits, prior head vs the synthesizer's labels
     "density": 0.1,          # BCE-with-logits, density head vs the synthesizer's density map
+    "density_recall": 0.0,   # ... each pixel weighted 1 + this x its label (rain the map misses costs more)
     "quality": 0.05,         # cross-entropy over tiers low / medium / high
     "quality_every": 1,      # run the extra clean / medium encoder passes every k steps
     "quality_fraction": 0.5, # ... on this fraction of the batch

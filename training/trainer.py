@@ -232,7 +232,8 @@ class Trainer:
         if w["prior"]:
             parts["prior"] = w["prior"] * L.prior_loss(out["pred_prior_logits"], batch["prior"].float())
         if w["density"]:
-            parts["density"] = w["density"] * L.density_loss(out["pred_density_logits"], batch["density"].float())
+            parts["density"] = w["density"] * L.density_loss(out["pred_density_logits"], batch["density"].float(),
+                                                            w["density_recall"])
         parts["total"] = sum(parts.values())
         return parts
 
@@ -269,7 +270,7 @@ class Trainer:
         if w["prior"]:
             parts["prior"] = w["prior"] * L.prior_loss(out["pred_prior_logits"], prior)
         if w["density"]:
-            parts["density"] = w["density"] * L.density_loss(out["pred_density_logits"], density)
+            parts["density"] = w["density"] * L.density_loss(out["pred_density_logits"], density, w["density_recall"])
         if extra is not None:
             logits = torch.cat([out["quality_logits"], out["extra_quality_logits"]])
             tiers = L.quality_tiers(weathered, clean, n)
