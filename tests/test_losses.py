@@ -228,3 +228,10 @@ def test_density_recall_makes_missed_rain_cost_more_than_false_alarms():
     # normalised to mean weight 1: a uniform label keeps the plain value
     flat = torch.full((1, 1, 4, 8), 0.5)
     assert torch.isclose(L.density_loss(miss, flat, 3.0), L.density_loss(miss, flat))
+
+
+def test_a_negative_density_recall_is_refused():
+    from weather_restore.training.train_config import TrainConfig
+    with pytest.raises(ValueError, match="density_recall must be >= 0"):
+        TrainConfig(name="t", loss={"density_recall": -1.0})
+    assert TrainConfig(name="t", loss={"density_recall": 3.0}).loss["density_recall"] == 3.0

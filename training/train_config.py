@@ -123,6 +123,9 @@ class TrainConfig:
             raise ValueError(f"train config '{self.name}': synth must be numpy or torch; got {self.synth!r}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"train config '{self.name}': amp must be auto, bf16 or off; got {self.amp!r}")
+        if self.loss["density_recall"] < 0:
+            raise ValueError(f"train config '{self.name}': loss.density_recall must be >= 0 (0 = plain BCE); "
+                             f"got {self.loss['density_recall']}")
         if self.loss["difficulty_perceiver"] not in ("learned", "clip"):
             raise ValueError(f"train config '{self.name}': loss.difficulty_perceiver must be learned or clip; "
                              f"got {self.loss['difficulty_perceiver']!r}")
