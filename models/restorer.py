@@ -127,6 +127,12 @@ class WeatherRestorer(nn.Module):
         p, d, q = self.heads(self.encode(xp)[0], xp)
         return Signals(p, d[..., :H, :W], q)
 
+    def quality_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """`signals(x).quality_logits` without the prior and density heads (the density refiner
+        runs at full resolution): training's difficulty weights and quality tiers read only this."""
+        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        return self.quality_head(self.encode(xp)[0][-1])
+
     @torch.no_grad()
     def predict_signals(self, x: torch.Tensor) -> Signals:
         """`signals` without gradients, for inference."""

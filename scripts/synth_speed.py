@@ -6,11 +6,14 @@ optionally whole training steps per second of a train config with each.
     .venv/bin/python scripts/synth_speed.py --train s --steps 12  # + training steps/s of config s
     .venv/bin/python scripts/synth_speed.py --train m_near --batch 8 --synth torch --amp off,bf16  # fp32 vs bf16
     .venv/bin/python scripts/synth_speed.py --device cuda --batch 32 --crop 256
+    .venv/bin/python scripts/synth_speed.py --train m --synth torch --batch 8 --amp bf16 \
+        --loss '{"srd_every": 1};{"srd_every": 4}' --rounds 3     # loss settings timed in turn
 
 Photos come from ../shared/data/train/clean (as the train configs); the first batches are warm-up
 (photo decoding fills the cache in both paths alike) and are not timed.
 """
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -54,15 +57,16 @@ def data_path(kind: str, batch: int, crop: int, batches: int, warmup: int, devic
 
 
 def train_speed(config: str, synth: str, steps: int, warmup: int, device: str, amp: str = None,
-                batch: int = None, crop: int = None) -> float:
+                batch: int = None, crop: int = None, loss: dict = None) -> float:
     """Training steps/s of `config` with the given synthesizer, optionally another autocast (`amp`),
-    batch or crop (checkpoints go to a temp folder)."""
+    batch, crop or loss settings (checkpoints go to a temp folder)."""
     from weather_restore.training.train_config import load_train_config
     from weather_restore.training.trainer import Trainer
     cfg = load_train_config(config)
     cfg.synth, cfg.threads = synth, 0
     cfg.amp, cfg.batch, cfg.crop = amp or cfg.amp, batch or cfg.batch, crop or cfg.crop
     cfg.eval = {**cfg.eval, "folder": None}
+    cfg.loss.update(loss or {})
     with tempfile.TemporaryDirectory() as out:
         tr = Trainer(cfg, out, device=device, show_progress=False)
         it = iter(tr.loader(warmup + steps))
@@ -90,6 +94,9 @@ def main(argv=None) -> None:
     p.add_argument("--amp", default=None,
                    help="autocast settings to time training with, e.g. off,bf16 (with --train; default: the config's); "
                         "the training crops are --batch x --crop")
+    p.add_argument("--loss", default=None,
+                   help="loss settings to time training with, JSON objects separated by ';' (with --train)")
+    p.add_argument("--rounds", type=int, default=1, help="repeat the timed settings, in turn, this many times")
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
     device = torch.device(a.device)
@@ -100,10 +107,15 @@ def main(argv=None) -> None:
     print(f"  torch / numpy: {speeds['torch'] / speeds['numpy']:.1f}x")
     if a.train:
         print(f"training, config {a.train}, batch {a.batch} x {a.crop} px:")
-        for k in a.synth.split(","):
-            for amp in (a.amp.split(",") if a.amp else [None]):
-                s = train_speed(a.train, k, a.steps, 2, a.device, amp, a.batch, a.crop)
-                print(f"  {k:5s} synthesizer, amp {amp or 'as configured'}: {s:.3f} steps/s, {s * a.batch:.1f} crops/s")
+        losses = [json.loads(t) for t in a.loss.split(";")] if a.loss else [None]
+        for r in range(a.rounds):
+            for k in a.synth.split(","):
+                for amp in (a.amp.split(",") if a.amp else [None]):
+                    for loss in losses:
+                        s = train_speed(a.train, k, a.steps, 2, a.device, amp, a.batch, a.crop, loss)
+                        what = f", loss {json.dumps(loss)}" if loss else ""
+                        print(f"  round {r + 1}, {k:5s} synthesizer, amp {amp or 'as configured'}{what}: "
+                              f"{s:.3f} steps/s, {s * a.batch:.1f} crops/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 """The v4 family (configs m, l): per-level block types and CWP levels are config data, channels-last
 is a layout only, the GMAC budget per config, and a tiny v4 network can learn."""
+import dataclasses
+
 import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -182,3 +184,13 @@ def test_tiny_v4_overfits_one_batch():
         loss.backward()
         opt.step()
     assert float(loss.detach()) < 0.3 * first
+
+
+def test_quality_logits_alone_equal_the_signals_quality_logits():
+    """Training's difficulty weights read `quality_logits`, which skips the prior and density heads."""
+    cfg = dataclasses.replace(load_config("tiny"), density_refine=8, density_refine_blocks=2)
+    torch.manual_seed(0)
+    net = WeatherRestorer(cfg).eval()
+    x = torch.rand(2, 3, 37, 50)
+    with torch.no_grad():
+        assert torch.allclose(net.quality_logits(x), net.signals(x).quality_logits, atol=1e-6)

@@ -257,3 +257,19 @@ def test_stage_configs_resolve_through_their_bases():
     assert (own.loss["gt_signal_prob"], own.ema_warmup, own.lr, own.init_weights) == \
         (0.0, False, 1e-4, "weights/weather_s_v2.safetensors")
     assert own.recipe_weights == load_train_config("s_rain_ft2").recipe_weights
+
+
+def test_srd_runs_every_k_steps_and_a_bad_k_is_refused(tmp_path):
+    """loss.srd_every k: the teacher's encoder pass and the SRD term on steps 0, k, 2k ... only."""
+    cfg = tiny_train_config(loss={"srd_every": 3, "difficulty": 0.0})
+    tr = Trainer(cfg, tmp_path, dataset=FakeWeather(n=2), show_progress=False)
+    items = [FakeWeather(n=2)[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("weathered", "clean", "prior", "density")}
+    calls = []
+    real = tr.teacher.targets
+    tr.teacher.targets = lambda c, w: calls.append(1) or real(c, w)
+    has = [("srd" in tr.losses(batch, step=s)) for s in range(7)]
+    assert has == [True, False, False, True, False, False, True] and len(calls) == 3
+    for bad in (0, 1.5):
+        with pytest.raises(ValueError, match="srd_every"):
+            tiny_train_config(loss={"srd_every": bad})

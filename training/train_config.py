@@ -36,6 +36,7 @@ DEFAULT_LOSS = {
     "difficulty_start": 500, # steps before the quality head is trusted to weight samples
     "difficulty_perceiver": "learned",  # quality of the outputs from: learned (own head) | clip (teacher.clip)
     "srd": 0.05,             # soft residual distillation: SAR attention vs the teacher's map
+    "srd_every": 1,          # ... computed every k steps (the EMA teacher's encoder pass is ~10 % of a CPU step)
     "srd_feature": 0.0,      # optional: student SAR features on weathered vs teacher encoder on clean
     "gt_signal_prob": 0.5,   # probability to feed the synthesizer's labels (not the heads) as p and D
 }
@@ -123,6 +124,10 @@ class TrainConfig:
             raise ValueError(f"train config '{self.name}': synth must be numpy or torch; got {self.synth!r}")
         if self.amp not in ("auto", "bf16", "off"):
             raise ValueError(f"train config '{self.name}': amp must be auto, bf16 or off; got {self.amp!r}")
+        for k in ("quality_every", "srd_every"):
+            if int(self.loss[k]) != self.loss[k] or self.loss[k] < 1:
+                raise ValueError(f"train config '{self.name}': loss.{k} must be a whole number of steps >= 1 "
+                                 f"(1 = every step); got {self.loss[k]}")
         if self.loss["density_recall"] < 0:
             raise ValueError(f"train config '{self.name}': loss.density_recall must be >= 0 (0 = plain BCE); "
                              f"got {self.loss['density_recall']}")

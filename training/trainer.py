@@ -66,7 +66,7 @@ class TrainNet(nn.Module):
                     "quality_logits": q}
         out = self.restorer(x, prior, density)
         res = {k: getattr(out, k) for k in out.__dataclass_fields__}
-        res["extra_quality_logits"] = encoder_signals(self.restorer, extra)[2] if extra is not None else None
+        res["extra_quality_logits"] = self.restorer.quality_logits(extra) if extra is not None else None
         res["real_image"] = self.restorer(real).image if real is not None else None   # NLCL stage
         return res
 
@@ -263,7 +263,7 @@ class Trainer:
                 if self.perceiver is not None:
                     score = self.perceiver(y.detach().float().clamp(0, 1))
                 else:
-                    score = quality_score(encoder_signals(self.model, y.detach().clamp(0, 1))[2].float().softmax(-1))
+                    score = quality_score(self.model.quality_logits(y.detach().clamp(0, 1)).float().softmax(-1))
                 weights = L.difficulty_weights(score.to(per_sample), w["difficulty"])
         parts = {k: v.mean() for k, v in terms.items()}
         parts["image"] = (weights * per_sample).mean()
@@ -275,7 +275,7 @@ class Trainer:
             logits = torch.cat([out["quality_logits"], out["extra_quality_logits"]])
             tiers = L.quality_tiers(weathered, clean, n)
             parts["quality"] = w["quality"] * L.quality_loss(logits, tiers)
-        if self.teacher is not None and w["srd"]:
+        if self.teacher is not None and w["srd"] and step % max(1, int(w["srd_every"])) == 0:
             target = self.teacher.targets(pad_to_multiple(clean, self.model.cfg.stride),
                                           pad_to_multiple(weathered, self.model.cfg.stride))
             parts["srd"] = w["srd"] * L.srd_loss(out["sar_attention"], target)
