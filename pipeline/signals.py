@@ -77,7 +77,7 @@ def learned_quality(model, x: torch.Tensor, size: int = ANALYSIS_SIZE,
             xi = F.interpolate(xi, size=(max(1, round(H * scale)), max(1, round(W * scale))),
                                mode="bilinear", align_corners=False, antialias=True)
         with network_autocast(model):
-            logits = model.predict_signals(xi.to(dtype)).quality_logits.float()
+            logits = model.quality_logits(xi.to(dtype)).float()      # the quality head alone
         probs.append(torch.softmax(logits, dim=-1).to(x.device))
     return torch.cat(probs)
 
