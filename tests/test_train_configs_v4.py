@@ -29,8 +29,8 @@ def test_m_and_m_gpu_resolve():
     assert {k: v for k, v in _other_losses(gpu.loss).items() if k not in density} == \
         {k: v for k, v in _other_losses(m.loss).items() if k not in density}   # m's losses, except
     assert (gpu.loss["pixel"], gpu.loss["psnr"]) == (psnr.loss["pixel"], psnr.loss["psnr"])  # its image terms
-    recall = load_train_config("m_drecall")                                 # and the density terms of the
-    assert [gpu.loss[k] for k in density] == [recall.loss[k] for k in density] == [0.3, 3.0]  # default's stage
+    recall = load_train_config("m_drecall2")                                # and the density terms of the
+    assert [gpu.loss[k] for k in density] == [recall.loss[k] for k in density] == [0.5, 5.0]  # default's stage
     assert gpu.loss["gt_signal_prob"] == 0.25
     assert all(r.startswith(".devdata/") for r in gpu.data_roots)         # the photos carried to the device
     assert cont.ema_warmup is False and cont.warmup == 50
