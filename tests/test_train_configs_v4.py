@@ -345,3 +345,19 @@ def test_the_body_stage_of_v4_10_trains_everything_on_the_refined_maps():
     _head_refit_follows("m_dbody")
     head = load_train_config("m_dbody_prior")
     assert head.model == stage.model and head.amp == "off" and head.trainable == ["prior_head"]
+
+
+def test_the_recall_stages_continue_each_other_and_push_the_density_map_further():
+    """m_drecall -> m_drecall2 (v4.12) -> m_drecall3 (not shipped): each starts from the last one's EMA, on the same
+    mix, with the density loss weighing more and leaning further towards recall; their head re-fits read them."""
+    names = ("m_drecall", "m_drecall2", "m_drecall3")
+    stages = [load_train_config(n) for n in names]
+    for prev, stage in zip(names, stages[1:]):
+        assert stage.init_weights == f"runs/{prev}/last.pt"
+        assert stage.recipe_weights == stages[0].recipe_weights and stage.model == "m_dr2"
+    assert [(s.loss["density"], s.loss["density_recall"]) for s in stages] == [(0.3, 3.0), (0.5, 5.0), (1.0, 8.0)]
+    # m_drecall ran the SRD term every step (before the option existed); its config now inherits m's 4
+    assert [s.loss["srd_every"] for s in stages] == [4, 1, 4]
+    for n in names:
+        prior = load_train_config(f"{n}_prior")
+        assert prior.init_weights == f"runs/{n}/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
