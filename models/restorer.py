@@ -93,7 +93,9 @@ class WeatherRestorer(nn.Module):
             self.out.weight.mul_(0.05)
             self.out.bias.zero_()
 
-    def _layout(self, xp: torch.Tensor) -> torch.Tensor:
+    def _padded(self, x: torch.Tensor) -> torch.Tensor:
+        """x padded to cfg.stride, in the network's memory layout: what encode and the heads read."""
+        xp = pad_to_multiple(x, self.cfg.stride)
         return xp.contiguous(memory_format=torch.channels_last) if self.cfg.channels_last else xp
 
     # -- encoder and heads (public: training code, the SRD teacher and NLCL use them) ---------
@@ -123,14 +125,14 @@ class WeatherRestorer(nn.Module):
     def signals(self, x: torch.Tensor) -> Signals:
         """Only the encoder and heads (cheap), with gradients: the learned provider of p, D and quality."""
         H, W = x.shape[-2:]
-        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        xp = self._padded(x)
         p, d, q = self.heads(self.encode(xp)[0], xp)
         return Signals(p, d[..., :H, :W], q)
 
     def quality_logits(self, x: torch.Tensor) -> torch.Tensor:
         """`signals(x).quality_logits` without the prior and density heads (the density refiner
         runs at full resolution): training's difficulty weights and quality tiers read only this."""
-        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        xp = self._padded(x)
         return self.quality_head(self.encode(xp)[0][-1])
 
     @torch.no_grad()
@@ -143,7 +145,7 @@ class WeatherRestorer(nn.Module):
         """The density logits of `predict_signals` (B, 1, H, W), from the encoder levels the density
         head reads only: the full-resolution density tiles skip the deep levels and the other heads."""
         H, W = x.shape[-2:]
-        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        xp = self._padded(x)
         feats, _ = self.encode(xp, levels=self.cfg.density_level + 1)
         return self._density_logits(feats, xp)[..., :H, :W]
 
@@ -152,7 +154,7 @@ class WeatherRestorer(nn.Module):
                 density: Optional[torch.Tensor] = None) -> RestorerOutput:
         """x (B, 3, H, W) in [0, 1]; optional prior (B, K) and density (B, 1, H, W) in [0, 1]."""
         B, H, W = self._check_input(x)
-        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        xp = self._padded(x)
         feats, attns = self.encode(xp)
         prior_logits, density_logits, quality_logits = self.heads(feats, xp)
         p = torch.sigmoid(prior_logits) if prior is None else check_prior(prior.to(x), B)
@@ -168,7 +170,7 @@ class WeatherRestorer(nn.Module):
         both signals never reads (models/tiling.py's tiles: the density head and refiner run at full
         resolution)."""
         B, H, W = self._check_input(x)
-        xp = self._layout(pad_to_multiple(x, self.cfg.stride))
+        xp = self._padded(x)
         feats, _ = self.encode(xp)
         return self._body(xp, feats, check_prior(prior.to(x), B), self._given_density(density, x), H, W)[0]
 
