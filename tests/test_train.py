@@ -273,3 +273,45 @@ def test_srd_runs_every_k_steps_and_a_bad_k_is_refused(tmp_path):
     for bad in (0, 1.5):
         with pytest.raises(ValueError, match="srd_every"):
             tiny_train_config(loss={"srd_every": bad})
+
+
+def test_mirror_teacher_is_the_restore_commands_mirror_ensemble(tmp_path):
+    """The distillation target is what `restore --mirror-ensemble` returns for the crop (one tile)."""
+    from weather_restore.models import WeatherRestorer, load_config
+    from weather_restore.models.tiling import restore_image
+    from weather_restore.models.weights_io import save_restorer
+    from weather_restore.training.teachers import MirrorEnsembleTeacher
+    torch.manual_seed(0)
+    model = WeatherRestorer(load_config("tiny")).eval()
+    with torch.no_grad():
+        model.out.weight.normal_(0, 0.2)          # a restorer whose two views differ visibly
+    path = save_restorer(model, tmp_path / "teacher.safetensors")
+    x = torch.rand(2, 3, 40, 56)
+    got = MirrorEnsembleTeacher(path, "cpu")(x)
+    want = restore_image(model, x, mirror_ensemble=True)
+    plain = restore_image(model, x)
+    assert got.dtype == torch.float32 and got.shape == x.shape
+    assert torch.allclose(got, want, atol=1e-5)
+    assert (got - plain).abs().max() > 1e-3      # the second view changes it
+
+
+def test_mirror_distill_term_pulls_towards_the_teacher(tmp_path):
+    from weather_restore.models import WeatherRestorer, load_config
+    from weather_restore.models.weights_io import save_restorer
+    torch.manual_seed(1)
+    path = save_restorer(WeatherRestorer(load_config("tiny")), tmp_path / "teacher.safetensors")
+    cfg = tiny_train_config(loss={"difficulty": 0.0, "gt_signal_prob": 1.0, "mirror_distill": 0.7,
+                                  "mirror_teacher": str(path)})
+    tr = Trainer(cfg, tmp_path / "run", dataset=FakeWeather(n=2), show_progress=False)
+    items = [FakeWeather(n=2)[i] for i in range(2)]
+    batch = {k: torch.stack([it[k] for it in items]) for k in ("weathered", "clean", "prior", "density")}
+    parts = tr.losses(batch, step=0)
+    y = tr.net(batch["weathered"], batch["prior"].float(), batch["density"].float())["image"]
+    want = 0.7 * L_mod.charbonnier(y.float(), tr.mirror_teacher(batch["weathered"])).mean()
+    assert parts["mirror_distill"].item() == pytest.approx(want.item(), rel=1e-4) and parts["mirror_distill"] > 0
+    assert parts["image"].item() == pytest.approx(
+        sum(parts[k] for k in ("pixel", "freq", "ssim", "mirror_distill")).item(), rel=1e-5)
+    assert Trainer(tiny_train_config(), tmp_path / "plain", dataset=FakeWeather(n=2),
+                   show_progress=False).mirror_teacher is None
+    with pytest.raises(ValueError, match="mirror_teacher"):
+        tiny_train_config(loss={"mirror_distill": 1.0})

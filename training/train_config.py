@@ -39,6 +39,8 @@ DEFAULT_LOSS = {
     "srd_every": 1,          # ... computed every k steps (the EMA teacher's encoder pass is ~10 % of a CPU step)
     "srd_feature": 0.0,      # optional: student SAR features on weathered vs teacher encoder on clean
     "gt_signal_prob": 0.5,   # probability to feed the synthesizer's labels (not the heads) as p and D
+    "mirror_distill": 0.0,   # Charbonnier to a frozen teacher's mirror ensemble (restore --mirror-ensemble)
+    "mirror_teacher": None,  # ... that teacher's weights file (default: init_weights)
 }
 # kind: none | ema | clip; clip: manifest id, weights file, or "tiny-random" (smoke runs only);
 # clip_dirs: folders searched for CLIP files (e.g. ComfyUI/models/clip); allow_download: where online
@@ -128,6 +130,9 @@ class TrainConfig:
             if int(self.loss[k]) != self.loss[k] or self.loss[k] < 1:
                 raise ValueError(f"train config '{self.name}': loss.{k} must be a whole number of steps >= 1 "
                                  f"(1 = every step); got {self.loss[k]}")
+        if self.loss["mirror_distill"] and not (self.loss["mirror_teacher"] or self.init_weights):
+            raise ValueError(f"train config '{self.name}': loss.mirror_distill needs a teacher: set "
+                             f"loss.mirror_teacher (a .safetensors file) or init_weights")
         if self.loss["density_recall"] < 0:
             raise ValueError(f"train config '{self.name}': loss.density_recall must be >= 0 (0 = plain BCE); "
                              f"got {self.loss['density_recall']}")

@@ -6,6 +6,7 @@ One step:
     loss = sum_i w_i * (pixel + freq + ssim)_i / B          w: Perceive-IR difficulty weights
          + prior BCE + density BCE + quality CE (tiers low / medium / high)
          + SRD (SAR attention vs the teacher's map) [+ feature term]
+         [+ Charbonnier to a frozen restorer's mirror ensemble, in the image term: loss.mirror_distill]
          [+ NLCL contrastive loss on real rainy crops, training/nlcl.py]
     AdamW, warm-up + cosine, grad clipping, EMA; atomic checkpoints every k steps and m minutes.
 Runs on CPU or GPU, and under torchrun (DDP: gloo on CPU, nccl on CUDA; rank 0 writes).
@@ -38,7 +39,7 @@ from .data import EpochView, StepBatchSampler, generator_for
 from .ema import EMA
 from .optim import build_optimizer, build_scheduler
 from .synth.dataset import CACHE_BYTES, set_photo_cache_budget
-from .teachers import build_teacher
+from .teachers import MirrorEnsembleTeacher, build_teacher
 from .train_config import TrainConfig, resolve_path
 
 log = logging.getLogger(__name__)
@@ -158,6 +159,10 @@ class Trainer:
         full = cfg.stage == "full"              # the signals stage uses neither teacher nor perceiver
         self.teacher = build_teacher(cfg.teacher, self.ema.model, self.device) if full and (
             cfg.loss["srd"] or cfg.loss["srd_feature"]) else None
+        self.mirror_teacher = None
+        if full and cfg.loss["mirror_distill"]:
+            self.mirror_teacher = MirrorEnsembleTeacher(resolve_path(cfg.loss["mirror_teacher"] or cfg.init_weights),
+                                                        self.device, autocast=self.amp)
         self.perceiver = None
         if full and cfg.loss["difficulty"] and cfg.loss["difficulty_perceiver"] == "clip":
             from .teachers import build_clip_quality_perceiver
@@ -256,6 +261,9 @@ class Trainer:
         y = out["image"]
 
         terms = L.image_losses(y, clean, w, weathered)                   # each (B,)
+        if self.mirror_teacher is not None:
+            terms["mirror_distill"] = w["mirror_distill"] * L.charbonnier(
+                y.float(), self.mirror_teacher(weathered), w["charbonnier_eps"])
         per_sample = sum(terms.values())
         weights = torch.ones_like(per_sample)
         if w["difficulty"] and step >= w["difficulty_start"]:
