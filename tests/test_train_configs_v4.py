@@ -361,3 +361,16 @@ def test_the_recall_stages_continue_each_other_and_push_the_density_map_further(
     for n in names:
         prior = load_train_config(f"{n}_prior")
         assert prior.init_weights == f"runs/{n}/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
+
+
+def test_the_mirror_stage_continues_v4_12_towards_its_own_mirror_ensemble():
+    """m_mirror: m_drecall2's mix and losses from the shipped v4.12, plus the pull towards v4.12's mirror ensemble
+    (the teacher defaults to the starting weights); its head re-fit reads it."""
+    stage, before = load_train_config("m_mirror"), load_train_config("m_drecall2")
+    assert stage.init_weights == "weights/weather_m_v4_12.safetensors" and stage.loss["mirror_teacher"] is None
+    assert stage.loss["mirror_distill"] == 1.0 and before.loss["mirror_distill"] == 0.0
+    assert stage.recipe_weights == before.recipe_weights and stage.model == before.model == "m_dr2"
+    assert {k: v for k, v in stage.loss.items() if k not in ("mirror_distill", "srd_every")} == \
+        {k: v for k, v in before.loss.items() if k not in ("mirror_distill", "srd_every")}
+    prior = load_train_config("m_mirror_prior")
+    assert prior.init_weights == "runs/m_mirror/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
