@@ -372,5 +372,9 @@ def test_the_mirror_stage_continues_v4_12_towards_its_own_mirror_ensemble():
     assert stage.recipe_weights == before.recipe_weights and stage.model == before.model == "m_dr2"
     assert {k: v for k, v in stage.loss.items() if k not in ("mirror_distill", "srd_every")} == \
         {k: v for k, v in before.loss.items() if k not in ("mirror_distill", "srd_every")}
-    prior = load_train_config("m_mirror_prior")
-    assert prior.init_weights == "runs/m_mirror/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
+    for name in ("m_mirror", "m_mirror2"):
+        prior = load_train_config(f"{name}_prior")
+        assert prior.init_weights == f"runs/{name}/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
+    # the second round starts from the first round's shipped weights (v4.13), which are also its teacher
+    again = load_train_config("m_mirror2")
+    assert again.init_weights == "weights/weather_m_v4_13.safetensors" and again.loss == stage.loss
