@@ -119,6 +119,19 @@ def network_autocast(model: torch.nn.Module):
     return torch.autocast(model_place(model)[0].type, dtype=dtype or torch.bfloat16, enabled=dtype is not None)
 
 
+def mean_over_views(net: Callable, x: torch.Tensor, density: Optional[torch.Tensor],
+                    views=MIRROR_VIEWS) -> torch.Tensor:
+    """The mean over `views` (tuples of dims to flip; () = as it is) of net(view of x, view of density), each
+    flipped back -> float32, not clamped: the mirror ensemble of `restore_image` and of training's
+    MirrorEnsembleTeacher. The density (or None) is flipped with the image; other signals stay as given."""
+    summed = None
+    for dims in views:
+        flip = (lambda t: t.flip(dims)) if dims else (lambda t: t)    # noqa: E731 - its own inverse
+        y = flip(net(flip(x), None if density is None else flip(density)).float())
+        summed = y if summed is None else summed + y
+    return summed / len(views)
+
+
 def _density_tiles(H: int, W: int, tile: int, stride: int) -> Tuple[List[Tile], int]:
     overlap = min(64, tile // 4)
     return plan_tiles(H, W, tile, overlap, align=stride), overlap
@@ -251,13 +264,8 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
             net = lambda c, dc: model.restore(c, p, dc)                      # noqa: E731
         else:
             net = lambda c, dc: model(c, prior=p, density=dc).image         # noqa: E731
-        summed = None
-        for dims in views:
-            flip = (lambda t: t.flip(dims)) if dims else (lambda t: t)    # noqa: E731 - its own inverse
-            with network_autocast(model):
-                y = flip(net(flip(crop), None if d is None else flip(d)).float())
-            summed = y if summed is None else summed + y
-        return (summed / len(views)).to(x.device)
+        with network_autocast(model):
+            return mean_over_views(net, crop, d, views).to(x.device)
 
     if len(tiles) == 1:
         for i in range(B):

@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..models.restorer import WeatherRestorer, pad_to_multiple
-from ..models.tiling import MIRROR_VIEWS
+from ..models.tiling import mean_over_views
 from ..models.weights_io import load_restorer
 from .train_config import resolve_path
 
@@ -111,11 +111,8 @@ class MirrorEnsembleTeacher:
         with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=self.autocast):
             sig = m.predict_signals(x)
             p, d = torch.sigmoid(sig.prior_logits), torch.sigmoid(sig.density_logits)
-            total = 0
-            for dims in MIRROR_VIEWS:
-                flip = (lambda t: t.flip(dims)) if dims else (lambda t: t)    # noqa: E731 - its own inverse
-                total = total + flip(m.restore(flip(x), p, flip(d)).float())
-        return (total / len(MIRROR_VIEWS)).clamp(0, 1)
+            y = mean_over_views(lambda c, dc: m.restore(c, p, dc), x, d)
+        return y.clamp(0, 1)
 
 
 def build_teacher(spec: dict, ema_model: Optional[WeatherRestorer], device):
