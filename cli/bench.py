@@ -30,7 +30,7 @@ from ..models.restorer import WeatherRestorer
 from ..models.tiling import plan_tiles
 from ..models.weights_io import WeightsError
 from ..pipeline.restore import restore_batch
-from .model_loading import WeightsChoice, add_ensemble_argument, add_model_arguments, add_tile_arguments, apply_threads, describe, load_model, pick_device, pick_dtype
+from .model_loading import WeightsChoice, add_ensemble_argument, add_weather_scale_argument, add_model_arguments, add_tile_arguments, apply_threads, describe, load_model, pick_device, pick_dtype
 
 log = logging.getLogger(__name__)
 LAUNCHER = Path(__file__).resolve().parents[1] / "weather.py"
@@ -47,6 +47,7 @@ def add_parser(sub):
     p.add_argument("--repeats", type=int, default=3, help="timed runs per size; the median is reported (default 3)")
     add_tile_arguments(p)
     add_ensemble_argument(p)
+    add_weather_scale_argument(p)
     p.add_argument("--worker", type=float, default=None, help=argparse.SUPPRESS)   # one size, JSON out
     p.set_defaults(run=run)
 
@@ -108,7 +109,8 @@ def worker(args) -> dict:
         torch.cuda.reset_peak_memory_stats(device)
 
     def once(img):                          # exactly what `restore` and the Restore node run
-        restore_batch(model, img, tile=args.tile, overlap=args.overlap, mirror_ensemble=args.mirror_ensemble)
+        restore_batch(model, img, tile=args.tile, overlap=args.overlap, mirror_ensemble=args.mirror_ensemble,
+                      weather_scale=args.weather_scale)
         _sync(device)
 
     once(x[..., :min(H, args.tile), :min(W, args.tile)])                # warm-up: one tile
@@ -146,6 +148,8 @@ def _worker_cmd(args, size: float):
            "--overlap", str(args.overlap)]
     if args.mirror_ensemble:
         cmd.append("--mirror-ensemble")
+    if args.weather_scale != 1.0:
+        cmd += ["--weather-scale", str(args.weather_scale)]
     if args.config:
         cmd += ["--config", args.config]
     elif args.weights:
@@ -165,6 +169,7 @@ def table(rows, args) -> str:
              f"device: {first['device']} ({first['device_name']}), {first['threads']} threads, "
              f"{first['dtype']}, torch {first['torch']}, tile {args.tile} overlap {args.overlap}, "
              f"{'mirror ensemble (2 passes a tile), ' if args.mirror_ensemble else ''}"
+             f"{f'weather scale {args.weather_scale:g} (a coarse pass first), ' if args.weather_scale != 1.0 else ''}"
              f"median of {args.repeats} after a one-tile warm-up",
              "",
              "| megapixels | size (W x H) | tiles | s / MP | s / image | peak RSS (MiB) | RSS before image (MiB) "

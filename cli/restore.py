@@ -4,6 +4,7 @@
     python weather.py restore photos/ "shots/*.jpg" --out restored/ --save-density --save-prior
     python weather.py restore photo.jpg --region mask.png --feather 24    (only where the mask is white)
     python weather.py restore misty_rain.jpg --weather haze=0            (remove the rain, keep the mist)
+    python weather.py restore big_photo.jpg --weather-scale 3            (streaks several pixels wide)
 
 The same service as the Restore node (pipeline.restore.restore_batch): learned signals at the fixed
 analysis size, tiles with feathered overlap (memory is bounded by the tile, plus a few float copies
@@ -28,11 +29,12 @@ from ..models.signals import WEATHER_TYPES
 from ..models.weights_io import WeightsError
 from ..pipeline.layout import InputError
 from ..pipeline.memory import MIN_TILE
+from ..pipeline.coarse import check_weather_scale
 from ..pipeline.restore import restore_batch, check_restore_args
 from ..pipeline.signals import apply_overrides, learned_prior_density, parse_weather
 from ..imagefiles.image_io import ImageData, output_format, read_image, write_gray8, write_image, write_json
 from .inputs import OutputExists, OutputPlanner, collect_inputs, folder_problem
-from .model_loading import add_ensemble_argument, add_model_arguments, add_tile_arguments, apply_threads, describe, load_model
+from .model_loading import add_ensemble_argument, add_model_arguments, add_weather_scale_argument, add_tile_arguments, apply_threads, describe, load_model
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +51,7 @@ def add_parser(sub):
     add_model_arguments(p)
     add_tile_arguments(p)
     add_ensemble_argument(p)
+    add_weather_scale_argument(p)
     p.add_argument("--strength", type=float, default=1.0,
                    help="0 = input, 1 = full restoration (default), between: a blend")
     p.add_argument("--region", type=Path, default=None, metavar="MASK",
@@ -79,6 +82,10 @@ def _check_args(args) -> Optional[str]:
         check_restore_args(args.strength, args.tile, args.overlap, MIN_TILE)
     except InputError as e:
         return f"--strength {args.strength} --tile {args.tile} --overlap {args.overlap}: {e}"
+    try:
+        check_weather_scale(args.weather_scale)
+    except InputError as e:
+        return f"--weather-scale {args.weather_scale}: {e}"
     if args.feather < 0:
         return f"--feather {args.feather}: must be 0 or more pixels"
     if not args.suffix and args.out is None:
@@ -115,7 +122,8 @@ def restore_file(model, src: Path, planner: OutputPlanner, args, tile_bar=None, 
         prior, _ = apply_overrides(prior, manual)
     y = restore_batch(model, x, prior=prior, density=None if density is None else density[:, 0], region=region,
                       strength=args.strength, tile=args.tile, overlap=args.overlap, feather=args.feather,
-                      on_progress=on_progress, on_oom=lambda t: empty_cache(device), mirror_ensemble=args.mirror_ensemble)
+                      on_progress=on_progress, on_oom=lambda t: empty_cache(device), mirror_ensemble=args.mirror_ensemble,
+                      weather_scale=args.weather_scale)
     del x
     write_image(out_path, img.with_tensor(y), fmt)
     if density_path is not None:

@@ -3,6 +3,7 @@ MASK, optionally only inside a region MASK, tiled for large images."""
 import comfy.model_management as mm
 from comfy_api.latest import io
 
+from ..pipeline.coarse import WEATHER_SCALE_RANGE
 from ..pipeline.layout import to_comfy
 from ..pipeline.memory import MIN_TILE
 from ..pipeline.restore import DEFAULT_OVERLAP, DEFAULT_TILE, restore_batch
@@ -46,13 +47,20 @@ class Restore(io.ComfyNode):
                 io.Boolean.Input("mirror_ensemble", default=False, optional=True,
                                  tooltip="Restore every tile as it is and mirrored left-right and average the two: "
                                          "a little cleaner (Rain100L +0.2 dB) for twice the time."),
+                io.Float.Input("weather_scale", default=1.0, min=WEATHER_SCALE_RANGE[0], max=WEATHER_SCALE_RANGE[1],
+                               step=0.25, optional=True,
+                               tooltip="How many times larger the rain is than the network learned it (photos of "
+                                       "about 480x320). Above 1, a first pass on a copy shrunk by this factor removes "
+                                       "it, then the full-resolution pass: 2-4 for large photos whose streaks are "
+                                       "several pixels wide. 1 = off."),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The restored images, in [0, 1], same size and batch.")],
         )
 
     @classmethod
     def execute(cls, weather_model, image, strength: float, feather: int, tile_size: int, tile_overlap: int,
-                prior=None, density=None, region=None, mirror_ensemble: bool = False) -> io.NodeOutput:
+                prior=None, density=None, region=None, mirror_ensemble: bool = False,
+                weather_scale: float = 1.0) -> io.NodeOutput:
         rgb, alpha = network_image(image, weather_model)
         H, W = rgb.shape[-2:]
         on_progress = progress_bar()
@@ -64,5 +72,6 @@ class Restore(io.ComfyNode):
                 weather_model.restorer, rgb, prior=None if prior is None else prior.values,
                 density=density, region=region, strength=strength, tile=tile_size, overlap=tile_overlap,
                 feather=feather, on_progress=on_progress, should_stop=should_stop, oom_errors=oom_errors(),
-                on_oom=lambda tile: mm.soft_empty_cache(), mirror_ensemble=mirror_ensemble)
+                on_oom=lambda tile: mm.soft_empty_cache(), mirror_ensemble=mirror_ensemble,
+                weather_scale=weather_scale)
         return io.NodeOutput(model_patcher.intermediate(to_comfy(out, alpha)))

@@ -5,6 +5,8 @@ memory, and a NaN / infinity check on what the network returns.
     x (B, 3, H, W) in [0, 1]
     w = strength * feather(region)                     (B, 1, H, W), or strength everywhere
     y = x + w * (restore(x_crop) - x_crop)             only the region's bounding box is restored
+With weather_scale > 1, x_crop first gets the coarse pass of pipeline/coarse.py (weather larger than
+the network learned it, removed on a smaller copy); the blend still starts from the input.
 Each item is restored on its own (one tile of one item in the network at a time). Missing learned
 signals come from `pipeline.signals.learned_prior_density` on the whole image, at the fixed analysis
 size, before the first tile: a crop, a smaller tile or an out-of-memory retry restores with the
@@ -19,6 +21,7 @@ import torch
 from ..models.signals import WEATHER_TYPES
 from ..models.tiling import ANALYSIS_SIZE, plan_tiles, restore_image, signal_steps
 from .allocator import tune_cpu_allocator
+from .coarse import check_weather_scale, coarse_size, remove_coarse_weather
 from .layout import InputError
 from .masks import bounding_box, feather_mask, fit_mask
 from .memory import MIN_TILE, OOM_ERRORS, OutOfMemory, shrink_on_oom  # noqa: F401 (OutOfMemory: part of the API)
@@ -124,7 +127,8 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
                   min_tile: int = MIN_TILE, on_progress: Optional[Callable[[int, int], None]] = None,
                   should_stop: Optional[Callable[[], bool]] = None,
                   oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
-                  on_oom: Optional[Callable[[int], None]] = None, mirror_ensemble: bool = False) -> torch.Tensor:
+                  on_oom: Optional[Callable[[int], None]] = None, mirror_ensemble: bool = False,
+                  weather_scale: float = 1.0) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] -> restored (B, 3, H, W) float32 in [0, 1] on x's device.
 
     prior (1 or B, K) in [0, 1]; density and region are MASKs (1 or B, H, W), fitted by `fit_mask`.
@@ -132,10 +136,13 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
     (0, total) before any work; `should_stop()` -> True stops with InterruptedError.
     `mirror_ensemble`: every tile is the mean of the network on it and on its mirror image (2x the
     time; models.tiling.restore_image).
+    `weather_scale` s > 1: a first pass on a copy shrunk by s removes rain drawn s times larger than the
+    network learned it (pipeline/coarse.py); 1 skips it.
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise InputError(f"image must be (B, 3, H, W) after layout conversion; got {tuple(x.shape)}")
     check_restore_args(strength, tile, overlap)
+    check_weather_scale(weather_scale)
     B, _, H, W = x.shape
     stride = model.cfg.stride
     if next((p.device.type for p in model.parameters()), "cpu") == "cpu":
@@ -166,21 +173,25 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         return box != (0, H, 0, W) or max(H, W) > min(tile, ANALYSIS_SIZE) or mirror_ensemble
 
     def plan(box, t: int) -> List[int]:
+        """Progress steps of one item: coarse-pass tiles, signal calls, tiles."""
         if box is None:
-            return [0, 0]
+            return [0, 0, 0]
         y0, y1, x0, x1 = box
-        return [signal_steps(H, W, stride=stride) if needs_signals(box) else 0,
+        small = coarse_size(y1 - y0, x1 - x0, weather_scale)
+        return [0 if small is None else _count_tiles(*small, t, overlap, stride),
+                signal_steps(H, W, stride=stride) if needs_signals(box) else 0,
                 _count_tiles(y1 - y0, x1 - x0, t, overlap, stride)]
 
     progress = _Progress(on_progress, [plan(b, tile) for b in boxes])
     progress.start()
     with stop_between_layers(model, should_stop):
         return _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride,
-                              progress, plan, needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble)
+                              progress, plan, needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble,
+                              weather_scale)
 
 
 def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride, progress, plan,
-                   needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble) -> torch.Tensor:
+                   needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble, weather_scale) -> torch.Tensor:
     B, _, H, W = x.shape
     out = x.clone()
     for i, box in enumerate(boxes):
@@ -193,14 +204,22 @@ def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, 
         xi = x[i:i + 1]
         pi = None if prior is None else prior[i:i + 1]
         di = None if density is None else density[i:i + 1]
+        small = coarse_size(y1 - y0, x1 - x0, weather_scale)
+        if small is not None:                                   # the full pass and its signals see x'
+            def restore_small(s, d):
+                return restore_tiled(model, s, pi, d, tile, overlap, min_tile, progress.report(i, 0), should_stop,
+                                     oom_errors, on_oom, mirror_ensemble)[0]
+            xi = xi.clone()
+            xi[..., y0:y1, x0:x1] = remove_coarse_weather(
+                restore_small, xi[..., y0:y1, x0:x1], None if di is None else di[..., y0:y1, x0:x1], small)
         if needs_signals(box):
-            gp, gd = learned_prior_density(model, xi, on_progress=progress.report(i, 0), should_stop=should_stop,
+            gp, gd = learned_prior_density(model, xi, on_progress=progress.report(i, 1), should_stop=should_stop,
                                            oom_errors=oom_errors, on_oom=on_oom, min_tile=min_tile)
             pi = gp if pi is None else pi
             di = gd if di is None else di
         crop = xi[..., y0:y1, x0:x1]
         dc = None if di is None else di[..., y0:y1, x0:x1]
-        restored, used = restore_tiled(model, crop, pi, dc, tile, overlap, min_tile, progress.report(i, 1),
+        restored, used = restore_tiled(model, crop, pi, dc, tile, overlap, min_tile, progress.report(i, 2),
                                        should_stop, oom_errors, on_oom, mirror_ensemble)     # (1, 3, h, w)
         if used < min(tile, max(y1 - y0, x1 - x0)):             # it ran out of memory: later items start smaller
             tile = used
@@ -209,5 +228,6 @@ def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, 
         restored = restored.float()
         check_finite(restored, model, f"image {i + 1}")
         wi = strength if w is None else w[i:i + 1, :, y0:y1, x0:x1]
-        out[i:i + 1, :, y0:y1, x0:x1] = torch.lerp(crop, restored, wi)   # exact at weights 0 and 1
+        source = x[i:i + 1, :, y0:y1, x0:x1]                    # the input, not the coarse pass's x'
+        out[i:i + 1, :, y0:y1, x0:x1] = torch.lerp(source, restored, wi)   # exact at weights 0 and 1
     return out.clamp(0, 1)

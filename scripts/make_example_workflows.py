@@ -36,7 +36,7 @@ NODES = {
     P + "DensityMap": ([("weather_model", "WEATHER_MODEL"), ("image", "IMAGE")],
                        [("density", "MASK"), ("heatmap", "IMAGE")], ["auto", "normalised"]),
     P + "Restore": ([("weather_model", "WEATHER_MODEL"), ("image", "IMAGE"), ("prior", "WEATHER_PRIOR"),
-                     ("density", "MASK"), ("region", "MASK")], [("image", "IMAGE")], [1.0, 16, 512, 64, False]),
+                     ("density", "MASK"), ("region", "MASK")], [("image", "IMAGE")], [1.0, 16, 512, 64, False, 1.0]),
     P + "QualityPerceiver": ([("weather_model", "WEATHER_MODEL"), ("image", "IMAGE")],
                              [("score", "FLOAT"), ("tier", "STRING"), ("probabilities", "STRING")], ["auto"]),
 }
@@ -130,7 +130,8 @@ def remove_rain_snow_and_haze_from_a_photo() -> Graph:
     g.link(restore, "image", save, "images")
     g.note((0, g.below(image)), "Remove rain, snow and haze from a photo.\n\n1. Load your image.\n"
            "2. Queue.\n\n" + MODEL_NOTE + "\n\nLower **strength** to keep some of the weather; large images "
-           "are restored in tiles.")
+           "are restored in tiles. For a large photo whose streaks are several pixels wide, set "
+           "**weather_scale** to 2-4.")
     return g
 
 
@@ -193,7 +194,7 @@ def see_where_the_weather_is_with_a_density_heat_map() -> Graph:
 def restore_only_inside_a_painted_mask() -> Graph:
     g = Graph("restore_painted_region")
     image, model = loader_pair(g, image_title="Load Image (paint the region here first)")
-    restore = g.node(P + "Restore", (g.right(model), TITLE_H), [1.0, 24, 512, 64, False])
+    restore = g.node(P + "Restore", (g.right(model), TITLE_H), [1.0, 24, 512, 64, False, 1.0])
     note = g.note((restore["pos"][0], g.below(restore)), "## Paint the mask first\n\nThis workflow restores **only "
                   "where you paint**; with nothing painted it returns the image unchanged.\n\n1. Right-click "
                   "**Load Image** > *Open in MaskEditor*.\n2. Paint over the area to clean, then *Save*.\n"
