@@ -94,11 +94,17 @@ def test_bad_inputs_are_refused_with_the_fix():
 # per recipe, the torch batch against the numpy synthesizer on the same 48 crops: the means of the
 # brightness change, of |change|, of the density and of each prior column agree within
 # REL * |numpy mean| + ABS. Sampling noise alone (two independent draws of 48) is about 0.3 of that.
+# The torch synthesizer's own variants are off here, as the numpy one has none: dense light rain (its
+# coverage x1.8 raises the light-rain density by about 40 %, on purpose) and rain drawn larger; each
+# variant has its own test below.
 STAT_CROPS, REL, ABS = 48, 0.25, 0.01
 
 
 @pytest.mark.parametrize("recipe", RECIPES[1:])
-def test_recipe_statistics_match_the_numpy_synthesizer(recipe):
+def test_recipe_statistics_match_the_numpy_synthesizer(recipe, monkeypatch):
+    from weather_restore.training.synth_torch import rain
+    monkeypatch.setattr(rain, "DENSE_LIGHT_SHARE", 0.0)
+    monkeypatch.setattr(rain, "LARGE_SHARE", 0.0)
     x = _photos(STAT_CROPS, 48, 48, seed=1)
     ref = [synthesize(x[i], np.random.default_rng(1000 + i), recipe) for i in range(STAT_CROPS)]
     out = synthesize_batch(x, 5, recipe=recipe)
@@ -255,6 +261,7 @@ def test_light_rain_has_a_near_layer_in_half_of_the_samples(monkeypatch):
     streaks at the far layers' angle; the others none. The brightest rain is brighter with it."""
     from weather_restore.training.synth_torch import rain
     monkeypatch.setattr(rain, "DENSE_LIGHT_SHARE", 0.0)      # the dense variant widens the far layers too
+    monkeypatch.setattr(rain, "LARGE_SHARE", 0.0)            # and so does the larger rain
     n = 400
     p = rain._light(torch.Generator().manual_seed(3), n)
     has = p["seeds"][:, 3] > 0
@@ -320,3 +327,35 @@ def test_faint_light_rain_is_off_by_default_and_dims_a_share_of_the_samples(monk
     assert 0.6 < dimmed.float().mean() < 0.8                  # all but the dense 30 %
     assert torch.equal(faint["amp"][~dimmed], plain["amp"][~dimmed])
     assert torch.allclose(faint["seeds"][dimmed], plain["seeds"][dimmed] * 0.6)
+
+
+def test_a_share_of_the_rain_is_drawn_as_a_larger_photo_shows_it(monkeypatch):
+    """LARGE_SHARE of the samples: streaks k times longer, wider and more blurred from k^2 times fewer seeds
+    (k in LARGE_RANGE, one per sample), so the mean brightness stays; angles and brightness per streak stay."""
+    from weather_restore.training.synth_torch import rain
+    assert rain.LARGE_SHARE == 0.3 and rain.LARGE_RANGE == (1.5, 3.0)
+    n = 2000
+    p = rain._light(torch.Generator().manual_seed(8), n)
+
+    def larger(share):
+        monkeypatch.setattr(rain, "LARGE_SHARE", share)
+        return rain._seen_larger(torch.Generator().manual_seed(9), p, n, 192, 200)
+    assert larger(0.0) is p
+    big = larger(1.0)
+    k = big["length"] / p["length"]
+    assert torch.allclose(k, k[:, :1].expand_as(k)) and 1.5 - 1e-4 <= k.min() and k.max() <= 3.0 + 1e-4
+    assert 0.4 < (k[:, 0] < 2.12).float().mean() < 0.6                   # log-uniform: sqrt(1.5 * 3) = 2.12
+    assert torch.allclose(big["width"], p["width"] * k) and torch.allclose(big["blur"], p["blur"] * k)
+    assert torch.allclose(big["seeds"], p["seeds"] / k ** 2)
+    assert torch.equal(big["angle"], p["angle"]) and torch.equal(big["amp"], p["amp"])
+    scaled = (larger(0.3)["length"][:, 0] / p["length"][:, 0] > 1.01).float().mean()
+    assert 0.26 < scaled < 0.34
+    small = rain._seen_larger(torch.Generator().manual_seed(9), p, n, 96, 400)     # a 96 px crop: k <= 1.5
+    assert (small["length"] / p["length"]).max() <= 1.5 + 1e-4
+    assert rain._seen_larger(torch.Generator().manual_seed(9), p, n, 40, 48)["length"].equal(p["length"])
+
+    def mean_rain(share, heavy):
+        monkeypatch.setattr(rain, "LARGE_SHARE", share)
+        return rain.make_rain(torch.Generator().manual_seed(10), 64, 192, 192, torch.full((64,), heavy)).streaks.mean()
+    for heavy in (False, True):
+        assert abs(mean_rain(1.0, heavy) / mean_rain(0.0, heavy) - 1) < 0.12, heavy      # measured 0.91-1.0

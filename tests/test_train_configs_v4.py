@@ -378,3 +378,19 @@ def test_the_mirror_stage_continues_v4_12_towards_its_own_mirror_ensemble():
     # the second round starts from the first round's shipped weights (v4.13), which are also its teacher
     again = load_train_config("m_mirror2")
     assert again.init_weights == "weights/weather_m_v4_13.safetensors" and again.loss == stage.loss
+
+
+def test_the_large_rain_stage_continues_v4_13_on_m_drecall2s_mix():
+    """m_large: v4.13 trained on m_drecall2's mix and losses (no mirror teacher), while the torch synthesizer
+    draws 30 % of the rain larger (training/synth_torch/rain.py LARGE_SHARE); its crops hold 3x rain; its head
+    re-fit reads it."""
+    from weather_restore.training.synth_torch import rain
+    stage, before = load_train_config("m_large"), load_train_config("m_drecall2")
+    assert stage.init_weights == "weights/weather_m_v4_13.safetensors" and stage.synth == "torch"
+    assert stage.recipe_weights == before.recipe_weights and stage.model == before.model == "m_dr2"
+    assert stage.loss["mirror_distill"] == 0.0 and stage.loss["srd_every"] == 4
+    assert {k: v for k, v in stage.loss.items() if k != "srd_every"} == \
+        {k: v for k, v in before.loss.items() if k != "srd_every"}
+    assert rain.LARGE_SHARE > 0 and stage.crop >= rain.LARGE_RANGE[1] * rain.LARGE_CROP
+    prior = load_train_config("m_large_prior")
+    assert prior.init_weights == "runs/m_large/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable

@@ -5,6 +5,7 @@ Light rain (fitted to Rain100L) draws as training/synth/rain.py does, plus a nea
 wide, bright streaks in half of the samples, and dense, bright streaks in 30 % of them; Rain100H-like
 heavy rain draws as rain.py does. Light rain and downpours fall near vertically in half of the
 samples (rain.py's angles) and slanted by wind, anywhere within +-45 degrees, in the other half.
+In 30 % of the rain samples every kind is drawn 1.5-3x larger, as a larger photo shows it.
 The downpour (the other heavy kind) is closer to the real rainy photos than rain.py's: four depth
 sublayers along one direction, widths, lengths, brightness and defocus growing with nearness,
 splashes or bokeh discs, gusts (a patchy seed rate) and a patchy spray veil; its mean brightness and
@@ -43,6 +44,9 @@ DENSE_LIGHT_SHARE = 0.3       # light-rain samples drawn dense and bright: more,
 FAINT_LIGHT_SHARE = 0.0       # faint, sparse light rain (0.6x brightness, seeds); 0 draws nothing (a probe: EXPERIMENTS.md)
 WIND_SHARE = 0.5              # light rain and downpours slanted by wind: fall angle uniform in +-WIND_LIMIT
 WIND_LIMIT = 45.0
+LARGE_SHARE = 0.3             # rain samples drawn as a larger photo shows them (0 draws nothing)
+LARGE_RANGE = (1.5, 3.0)      # ... streaks this many times longer, wider and more blurred, k^2 times fewer
+LARGE_CROP = 64               # ... and at most (crop side / this) times: 3x needs crops of 192 px
 
 
 def _fall_angle(g, n, std, limit):
@@ -141,6 +145,20 @@ def _downpour(g, n):
                 blur=cat(blur, "blur"))
 
 
+def _seen_larger(g, p: dict, n: int, h: int, w: int) -> dict:
+    """In LARGE_SHARE of the samples, the rain as a larger photo of the same scene shows it: streaks k times
+    longer, wider and more blurred (k log-uniform in LARGE_RANGE, at most min(h, w) / LARGE_CROP so a crop holds
+    enough streaks) from k^2 times fewer seeds, so coverage and mean brightness stay. The network learned 1-5 px
+    streaks and left most of the rain of photos enlarged 2-3x (docs/EXPERIMENTS.md); the other samples are
+    unchanged. No draw at 0 keeps the random stream."""
+    if LARGE_SHARE <= 0:
+        return p
+    lo, hi = LARGE_RANGE
+    k = lo * (hi / lo) ** uniform(g, (n, 1))                      # as many 1.5-2.1x as 2.1-3x
+    k = torch.where(uniform(g, (n, 1)) < LARGE_SHARE, k, torch.ones_like(k)).clamp(max=max(1.0, min(h, w) / LARGE_CROP))
+    return dict(p, length=p["length"] * k, width=p["width"] * k, blur=p["blur"] * k, seeds=p["seeds"] / k ** 2)
+
+
 def make_rain(g: torch.Generator, n: int, h: int, w: int, heavy: torch.Tensor, downpour=None) -> RainLayers:
     """Rain layers for N images of (H, W); heavy (N,) bool: Rain100H-like (55 %) or a downpour;
     `downpour` (N,) bool, if given, decides that instead (contact sheets). Every kind's parameters
@@ -152,7 +170,7 @@ def make_rain(g: torch.Generator, n: int, h: int, w: int, heavy: torch.Tensor, d
         is_pour = heavy & downpour
     is_100h = heavy & ~is_pour
     pick = lambda k: torch.where(is_pour.view(-1, 1), pour[k], torch.where(is_100h.view(-1, 1), r100h[k], light[k]))  # noqa: E731
-    p = {k: pick(k) for k in light}
+    p = _seen_larger(g, {k: pick(k) for k in light}, n, h, w)
     m = n * SUBLAYERS
     amp = p["amp"].view(n, SUBLAYERS, 1, 1) * (1 - p["spread"].view(n, SUBLAYERS, 1, 1)
                                                * uniform(g, (n, SUBLAYERS, h, w)) ** 0.6)
