@@ -371,6 +371,17 @@ def test_mirror_ensemble_is_optional_and_changes_the_result(comfy):
     assert np.abs(a - b).max() > 2 / 255
 
 
+def test_weather_scale_is_optional_and_changes_the_result(comfy):
+    """weather_scale 2 on the sample: a coarse pass on a copy of half the size first, so the output differs
+    from the plain one (which a prompt written before the input existed gets)."""
+    plain, coarse = comfy.run(base_prompt(comfy)), comfy.run(base_prompt(comfy, weather_scale=2.0))
+    for entry in (plain, coarse):
+        assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    (a,), (b,) = comfy.images(plain, "4"), comfy.images(coarse, "4")
+    check_restored(comfy, b)
+    assert np.abs(a - b).max() > 2 / 255
+
+
 def test_bad_inputs_fail_with_clear_errors(comfy):
     odd_mask = base_prompt(comfy, region=["6", 0])               # a 64x64 non-constant mask on a 192x256 image
     odd_mask["5"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}}
