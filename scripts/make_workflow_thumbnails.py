@@ -70,6 +70,7 @@ def main() -> int:
     x = sample()
     prior, density = learned_prior_density(model, x)
     restored = restore_batch(model, x, prior=prior, density=density[:, 0])
+    coarse = restore_batch(model, x, weather_scale=2.0)
     region = torch.zeros(1, SIDE, SIDE)
     region[:, 120:300, 140:340] = 1
     in_region = restore_batch(model, x, prior=prior, density=density[:, 0], region=region, feather=24)
@@ -80,6 +81,9 @@ def main() -> int:
     thumbs = {
         "remove-rain-snow-and-haze-from-a-photo": caption(
             split(x, restored), ["Remove rain, snow and haze from a photo", f"weights {name}"], "input", "restored"),
+        "restore-a-large-photo-with-weather-scale": caption(
+            split(x, coarse), ["Large photo: weather_scale 2 removes wide streaks",
+                               "on a half-size copy first, then at full size"], "input", "weather_scale 2"),
         "restore-first-then-upscale-2x": caption(
             split(x, restored), ["Restore first, then upscale x2 (lanczos)"], "input", "restored, then x2"),
         "score-image-quality-before-and-after-restoring": caption(

@@ -255,6 +255,18 @@ def check_restore_then_upscale(comfy, prompt, entry):
     check_restored(comfy, small)
 
 
+def check_restore_large_photo(comfy, prompt, entry):
+    """The workflow's Restore runs with weather_scale 2: the image is restored, and differently from the plain
+    restore of the same image (the coarse pass ran)."""
+    (restore,) = [k for k, n in prompt.items() if n["class_type"] == P + "Restore"]
+    assert prompt[restore]["inputs"]["weather_scale"] == 2.0
+    (save,) = outputs_of(prompt, entry, "SaveImage")
+    (img,) = comfy.images(entry, save)
+    check_restored(comfy, img)
+    (plain,) = comfy.images(comfy.run(base_prompt(comfy)), "4")
+    assert np.abs(img - plain).max() > 2 / 255
+
+
 def check_quality_before_after(comfy, prompt, entry):
     texts = [entry["outputs"][k]["text"][0] for k in outputs_of(prompt, entry, P + "QualityPerceiver")]
     assert len(texts) == 2
@@ -317,6 +329,7 @@ def check_clip_guided_restore(comfy, prompt, entry):
 
 
 CHECKS = {"remove-rain-snow-and-haze-from-a-photo": check_restore_and_save,
+          "restore-a-large-photo-with-weather-scale": check_restore_large_photo,
           "restore-first-then-upscale-2x": check_restore_then_upscale,
           "score-image-quality-before-and-after-restoring": check_quality_before_after,
           "see-where-the-weather-is-with-a-density-heat-map": check_density_map_preview,
