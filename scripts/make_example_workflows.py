@@ -120,14 +120,20 @@ MODEL_NOTE = ("**Load Weather Model** uses the pack's default weights (the manif
               "uses the restorer's own heads.")
 
 
-def remove_rain_snow_and_haze_from_a_photo() -> Graph:
-    g = Graph("restore_and_save")
+def restore_and_save(name: str, restore_widgets=None, save_widgets=None):
+    """Load Image + Load Weather Model -> Restore -> Save Image; -> (graph, the Load Image node)."""
+    g = Graph(name)
     image, model = loader_pair(g)
-    restore = g.node(P + "Restore", (g.right(model), TITLE_H))
-    save = g.node("SaveImage", (g.right(restore), TITLE_H))
+    restore = g.node(P + "Restore", (g.right(model), TITLE_H), restore_widgets)
+    save = g.node("SaveImage", (g.right(restore), TITLE_H), save_widgets)
     g.link(model, "weather_model", restore, "weather_model")
     g.link(image, "IMAGE", restore, "image")
     g.link(restore, "image", save, "images")
+    return g, image
+
+
+def remove_rain_snow_and_haze_from_a_photo() -> Graph:
+    g, image = restore_and_save("restore_and_save")
     g.note((0, g.below(image)), "Remove rain, snow and haze from a photo.\n\n1. Load your image.\n"
            "2. Queue.\n\n" + MODEL_NOTE + "\n\nLower **strength** to keep some of the weather; large images "
            "are restored in tiles. For a large photo whose streaks are several pixels wide, set "
@@ -136,13 +142,7 @@ def remove_rain_snow_and_haze_from_a_photo() -> Graph:
 
 
 def restore_a_large_photo_with_weather_scale() -> Graph:
-    g = Graph("restore_large_photo")
-    image, model = loader_pair(g)
-    restore = g.node(P + "Restore", (g.right(model), TITLE_H), [1.0, 16, 512, 64, False, 2.0])
-    save = g.node("SaveImage", (g.right(restore), TITLE_H), ["weather/restored_large"])
-    g.link(model, "weather_model", restore, "weather_model")
-    g.link(image, "IMAGE", restore, "image")
-    g.link(restore, "image", save, "images")
+    g, image = restore_and_save("restore_large_photo", [1.0, 16, 512, 64, False, 2.0], ["weather/restored_large"])
     g.note((0, g.below(image)), "## A large photo\n\nThe restorer learned rain streaks a few pixels wide, as in "
            "photos of about 480x320. In a large photo the same rain is wider. **weather_scale** 2 restores a copy "
            "shrunk 2x first, adds what it removed to the full-size photo, then runs the full-resolution pass.\n\n"
