@@ -84,7 +84,7 @@ def add_weather_scale_argument(p) -> None:
     """--weather-scale, the same for restore, evaluate and bench (restore_batch's weather_scale)."""
     p.add_argument("--weather-scale", type=float, default=1.0, metavar="S",
                    help="rain drawn S times larger than the network learned it (about 480x320 photos): a first pass "
-                        "on a copy shrunk by S removes it, then the full-resolution pass; 2-4 for large photos "
+                        "on a copy shrunk by S removes it, then the full-resolution pass; 2-3 for large photos "
                         "whose streaks are several pixels wide (default 1: off; docs/BENCHMARKS.md)")
 
 

@@ -51,7 +51,7 @@ class Restore(io.ComfyNode):
                                step=0.25, optional=True,
                                tooltip="How many times larger the rain is than the network learned it (photos of "
                                        "about 480x320). Above 1, a first pass on a copy shrunk by this factor removes "
-                                       "it, then the full-resolution pass: 2-4 for large photos whose streaks are "
+                                       "it, then the full-resolution pass: 2-3 for large photos whose streaks are "
                                        "several pixels wide. 1 = off."),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The restored images, in [0, 1], same size and batch.")],

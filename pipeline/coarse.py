@@ -28,7 +28,7 @@ MIN_COARSE_SIDE = 64          # the coarse copy keeps at least this many pixels 
 def check_weather_scale(scale: float) -> None:
     lo, hi = WEATHER_SCALE_RANGE
     if not lo <= scale <= hi:
-        raise InputError(f"weather_scale must be in [{lo:g}, {hi:g}] (1 = off; 2-4 for large photos whose rain "
+        raise InputError(f"weather_scale must be in [{lo:g}, {hi:g}] (1 = off; 2-3 for large photos whose rain "
                          f"streaks are several pixels wide); got {scale}")
 
 

@@ -137,7 +137,7 @@ def remove_rain_snow_and_haze_from_a_photo() -> Graph:
     g.note((0, g.below(image)), "Remove rain, snow and haze from a photo.\n\n1. Load your image.\n"
            "2. Queue.\n\n" + MODEL_NOTE + "\n\nLower **strength** to keep some of the weather; large images "
            "are restored in tiles. For a large photo whose streaks are several pixels wide, set "
-           "**weather_scale** to 2-4.")
+           "**weather_scale** to 2-3.")
     return g
 
 

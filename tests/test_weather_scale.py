@@ -40,7 +40,7 @@ def test_coarse_size_shrinks_by_the_scale_and_keeps_small_images_usable():
 
 @pytest.mark.parametrize("bad", [0.0, 0.99, 8.5, float("nan")])
 def test_weather_scale_out_of_range_is_refused_with_the_fix(bad):
-    with pytest.raises(InputError, match=r"weather_scale must be in \[1, 8\].*2-4 for large photos"):
+    with pytest.raises(InputError, match=r"weather_scale must be in \[1, 8\].*2-3 for large photos"):
         check_weather_scale(bad)
 
 
