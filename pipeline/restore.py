@@ -172,26 +172,28 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
             return False
         return box != (0, H, 0, W) or max(H, W) > min(tile, ANALYSIS_SIZE) or mirror_ensemble
 
-    def plan(box, t: int) -> List[int]:
+    # the coarse copy of each item's box (None: no coarse pass), decided once for the plan and the restore
+    smalls = [None if b is None else coarse_size(b[1] - b[0], b[3] - b[2], weather_scale) for b in boxes]
+
+    def plan(box, small, t: int) -> List[int]:
         """Progress steps of one item: coarse-pass tiles, signal calls, tiles."""
         if box is None:
             return [0, 0, 0]
         y0, y1, x0, x1 = box
-        small = coarse_size(y1 - y0, x1 - x0, weather_scale)
         return [0 if small is None else _count_tiles(*small, t, overlap, stride),
                 signal_steps(H, W, stride=stride) if needs_signals(box) else 0,
                 _count_tiles(y1 - y0, x1 - x0, t, overlap, stride)]
 
-    progress = _Progress(on_progress, [plan(b, tile) for b in boxes])
+    progress = _Progress(on_progress, [plan(b, s, tile) for b, s in zip(boxes, smalls)])
     progress.start()
     with stop_between_layers(model, should_stop):
         return _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride,
                               progress, plan, needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble,
-                              weather_scale)
+                              smalls)
 
 
 def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride, progress, plan,
-                   needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble, weather_scale) -> torch.Tensor:
+                   needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble, smalls) -> torch.Tensor:
     B, _, H, W = x.shape
     out = x.clone()
     for i, box in enumerate(boxes):
@@ -204,7 +206,7 @@ def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, 
         xi = x[i:i + 1]
         pi = None if prior is None else prior[i:i + 1]
         di = None if density is None else density[i:i + 1]
-        small = coarse_size(y1 - y0, x1 - x0, weather_scale)
+        small = smalls[i]
         if small is not None:                                   # the full pass and its signals see x'
             def restore_small(s, d):
                 return restore_tiled(model, s, pi, d, tile, overlap, min_tile, progress.report(i, 0), should_stop,
@@ -224,7 +226,7 @@ def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, 
         if used < min(tile, max(y1 - y0, x1 - x0)):             # it ran out of memory: later items start smaller
             tile = used
             for j in range(i + 1, B):
-                progress.plans[j] = plan(boxes[j], tile)
+                progress.plans[j] = plan(boxes[j], smalls[j], tile)
         restored = restored.float()
         check_finite(restored, model, f"image {i + 1}")
         wi = strength if w is None else w[i:i + 1, :, y0:y1, x0:x1]
