@@ -308,6 +308,13 @@ def test_light_rain_is_dense_and_bright_in_a_share_of_the_samples(monkeypatch):
     assert (dense["amp"] <= 0.9).all() and torch.allclose(dense["length"][:, :4], calm["length"][:, :4] * 1.4)
     assert (dense["seeds"][:, :3] > calm["seeds"][:, :3]).all()
     assert share == 0.3 and 0.25 < (mixed["length"][:, 0] > calm["length"][:, 0] * 1.2).float().mean() < 0.35
+    # thin by default, as Rain100L's brightest rain is; DENSE_WIDEN widens the far streaks under 1 px
+    assert rain.DENSE_WIDEN == 1.0 and torch.equal(dense["width"], calm["width"])
+    monkeypatch.setattr(rain, "DENSE_WIDEN", 1.3)
+    wide = draw(1.0)
+    thin = calm["width"][:, :3] < 1.0
+    assert thin.all() and torch.allclose(wide["width"][:, :3], calm["width"][:, :3] * 1.3)
+    assert torch.equal(wide["width"][:, 3:], calm["width"][:, 3:]) and torch.equal(wide["amp"], dense["amp"])
 
 
 def test_faint_light_rain_is_off_by_default_and_dims_a_share_of_the_samples(monkeypatch):

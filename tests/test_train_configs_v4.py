@@ -394,3 +394,16 @@ def test_the_large_rain_stage_continues_v4_13_on_m_drecall2s_mix():
     assert rain.LARGE_SHARE > 0 and stage.crop >= rain.LARGE_RANGE[1] * rain.LARGE_CROP
     prior = load_train_config("m_large_prior")
     assert prior.init_weights == "runs/m_large/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
+
+
+def test_the_thin_rain_stage_continues_v4_14_on_m_larges_mix():
+    """m_thin: v4.14 trained on m_large's mix and losses while the torch synthesizer draws its dense, bright light
+    rain thin (training/synth_torch/rain.py DENSE_WIDEN 1.0; v4.14 learned it 1.3x wider); its head re-fit reads it."""
+    from weather_restore.training.synth_torch import rain
+    stage, before = load_train_config("m_thin"), load_train_config("m_large")
+    assert stage.init_weights == "weights/weather_m_v4_14.safetensors" and stage.synth == "torch"
+    assert stage.recipe_weights == before.recipe_weights and stage.model == before.model == "m_dr2"
+    assert stage.loss == before.loss and stage.steps == 3000 and stage.seed != before.seed
+    assert rain.DENSE_WIDEN == 1.0 and rain.DENSE_LIGHT_SHARE == 0.3 and rain.LARGE_SHARE > 0
+    prior = load_train_config("m_thin_prior")
+    assert prior.init_weights == "runs/m_thin/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable

@@ -41,6 +41,8 @@ def _pad(x: torch.Tensor, value=0.0) -> torch.Tensor:
 NEAR_LIGHT_SHARE = 0.5        # light-rain samples that also get a near layer
 NEAR_COVERAGE_TAKEN = 0.25    # the far layers give up this share of their coverage when it is there
 DENSE_LIGHT_SHARE = 0.3       # light-rain samples drawn dense and bright: more, brighter, longer streaks
+DENSE_WIDEN = 1.0             # ... their far streaks (under 1 px) this much wider: 1.3 up to weather-m-v4.14, but
+                              # Rain100L's brightest rain is as thin as its faint rain (docs/EXPERIMENTS.md)
 FAINT_LIGHT_SHARE = 0.0       # faint, sparse light rain (0.6x brightness, seeds); 0 draws nothing (a probe: EXPERIMENTS.md)
 WIND_SHARE = 0.5              # light rain and downpours slanted by wind: fall angle uniform in +-WIND_LIMIT
 WIND_LIMIT = 45.0
@@ -83,12 +85,13 @@ def _light(g, n):
              amp=cat(uniform(g, (n, 1), 0.25, 0.45).expand(n, 3), uniform(g, (n, 1), 0.45, 0.8)),
              spread=torch.tensor([[0.75, 0.75, 0.75, 0.5]], device=dev).expand(n, 4),
              blur=cat(torch.zeros(n, 3, device=dev), uniform(g, (n, 1), 0.0, 0.6)))
-    # dense and bright in DENSE_LIGHT_SHARE of the samples (Rain100L's downpour-like images; the probe in
-    # docs/EXPERIMENTS.md): streaks 1.4x longer, far ones 1.3x wider, all 1.5x brighter (at most 0.9), coverage x1.8
+    # dense and bright in DENSE_LIGHT_SHARE of the samples (Rain100L's downpour-like images; the probes in
+    # docs/EXPERIMENTS.md): streaks 1.4x longer, far ones DENSE_WIDEN x wider, all 1.5x brighter (at most 0.9),
+    # seeds x1.8/1.3
     dense = uniform(g, (n, 1)) < DENSE_LIGHT_SHARE
     p["seeds"] = torch.where(dense, p["seeds"] * (1.8 / 1.3), p["seeds"])
     p["amp"] = torch.where(dense, (p["amp"] * 1.5).clamp(max=0.9), p["amp"])
-    p["width"] = torch.where(dense & (p["width"] < 1.0), p["width"] * 1.3, p["width"])
+    p["width"] = torch.where(dense & (p["width"] < 1.0), p["width"] * DENSE_WIDEN, p["width"])
     p["length"] = torch.where(dense, p["length"] * 1.4, p["length"])
     if FAINT_LIGHT_SHARE > 0:   # Rain100L's faintest images (docs/EXPERIMENTS.md); no draw at 0 keeps the stream
         faint = (uniform(g, (n, 1)) < FAINT_LIGHT_SHARE) & ~dense
