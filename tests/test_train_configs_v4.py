@@ -405,5 +405,10 @@ def test_the_thin_rain_stage_continues_v4_14_on_m_larges_mix():
     assert stage.recipe_weights == before.recipe_weights and stage.model == before.model == "m_dr2"
     assert stage.loss == before.loss and stage.steps == 3000 and stage.seed != before.seed
     assert rain.DENSE_WIDEN == 1.0 and rain.DENSE_LIGHT_SHARE == 0.3 and rain.LARGE_SHARE > 0
-    prior = load_train_config("m_thin_prior")
-    assert prior.init_weights == "runs/m_thin/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
+    # m_thin2 trains the same recipe on from m_thin's EMA (its curve still rose), on a new schedule and seed
+    again = load_train_config("m_thin2")
+    assert again.init_weights == "runs/m_thin/last.pt" and again.seed != stage.seed and again.lr < stage.lr
+    assert again.loss == stage.loss and again.recipe_weights == stage.recipe_weights and again.model == stage.model
+    for name in ("m_thin", "m_thin2"):
+        prior = load_train_config(f"{name}_prior")
+        assert prior.init_weights == f"runs/{name}/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
