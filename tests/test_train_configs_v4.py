@@ -409,6 +409,9 @@ def test_the_thin_rain_stage_continues_v4_14_on_m_larges_mix():
     again = load_train_config("m_thin2")
     assert again.init_weights == "runs/m_thin/last.pt" and again.seed != stage.seed and again.lr < stage.lr
     assert again.loss == stage.loss and again.recipe_weights == stage.recipe_weights and again.model == stage.model
-    for name in ("m_thin", "m_thin2"):
+    third = load_train_config("m_thin3")                                   # measured, not shipped (EXPERIMENTS.md)
+    assert third.init_weights == "runs/m_thin2/last.pt" and third.lr < again.lr and third.steps == 1500
+    assert third.loss == stage.loss and third.seed not in (stage.seed, again.seed)
+    for name in ("m_thin", "m_thin2", "m_thin3"):
         prior = load_train_config(f"{name}_prior")
         assert prior.init_weights == f"runs/{name}/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
