@@ -95,8 +95,8 @@ def test_bad_inputs_are_refused_with_the_fix():
 # brightness change, of |change|, of the density and of each prior column agree within
 # REL * |numpy mean| + ABS. Sampling noise alone (two independent draws of 48) is about 0.3 of that.
 # The torch synthesizer's own variants are off here, as the numpy one has none: dense light rain (its
-# coverage x1.8 raises the light-rain density by about 40 %, on purpose) and rain drawn larger; each
-# variant has its own test below.
+# extra, longer streaks raise the light-rain density, on purpose) and rain drawn larger; each variant has
+# its own test below.
 STAT_CROPS, REL, ABS = 48, 0.25, 0.01
 
 
@@ -260,8 +260,8 @@ def test_light_rain_has_a_near_layer_in_half_of_the_samples(monkeypatch):
     """Depth in light rain: about half of the samples get a 4th sublayer of few, wide, long, bright
     streaks at the far layers' angle; the others none. The brightest rain is brighter with it."""
     from weather_restore.training.synth_torch import rain
-    monkeypatch.setattr(rain, "DENSE_LIGHT_SHARE", 0.0)      # the dense variant widens the far layers too
-    monkeypatch.setattr(rain, "LARGE_SHARE", 0.0)            # and so does the larger rain
+    monkeypatch.setattr(rain, "DENSE_LIGHT_SHARE", 0.0)      # the dense variant brightens (DENSE_WIDEN: widens) the far layers
+    monkeypatch.setattr(rain, "LARGE_SHARE", 0.0)            # and the larger rain widens every layer
     n = 400
     p = rain._light(torch.Generator().manual_seed(3), n)
     has = p["seeds"][:, 3] > 0

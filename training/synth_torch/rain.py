@@ -87,7 +87,7 @@ def _light(g, n):
              blur=cat(torch.zeros(n, 3, device=dev), uniform(g, (n, 1), 0.0, 0.6)))
     # dense and bright in DENSE_LIGHT_SHARE of the samples (Rain100L's downpour-like images; the probes in
     # docs/EXPERIMENTS.md): streaks 1.4x longer, far ones DENSE_WIDEN x wider, all 1.5x brighter (at most 0.9),
-    # seeds x1.8/1.3
+    # seeds x1.8/1.3 (coverage x1.8 when the streaks were 1.3x wide; kept as v4.15 learned it)
     dense = uniform(g, (n, 1)) < DENSE_LIGHT_SHARE
     p["seeds"] = torch.where(dense, p["seeds"] * (1.8 / 1.3), p["seeds"])
     p["amp"] = torch.where(dense, (p["amp"] * 1.5).clamp(max=0.9), p["amp"])
