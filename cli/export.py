@@ -42,9 +42,10 @@ def add_parser(sub) -> None:
     p.add_argument("--out", required=True, type=Path, help="the .safetensors file to write")
     p.add_argument("--id", required=True, help="manifest id of the weights, e.g. weather-s-v1")
     p.add_argument("--raw", action="store_true", help="export the raw weights instead of the EMA weights")
-    p.add_argument("--blend", type=_blend, default=None, metavar="WEIGHTS=SHARE",
+    p.add_argument("--blend", action="append", type=_blend, default=[], metavar="WEIGHTS=SHARE",
                    help="average with a weights file of the same network, which gets SHARE of the result "
-                        "(e.g. weights/weather_m_v4_8.safetensors=0.5); recorded in the entry")
+                        "(e.g. weights/weather_m_v4_8.safetensors=0.5; repeatable, a soup: the checkpoint keeps "
+                        "1 - the sum of the shares); recorded in the entry")
     p.add_argument("--eval", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
                    help="paired folder to score the exported weights on (repeatable)")
     p.add_argument("--eval-clean", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
@@ -72,6 +73,9 @@ def run(args) -> int:
         raise SystemExit("export: --default only applies with --write-manifest")
     if args.out.suffix != ".safetensors":
         raise SystemExit(f"export: --out must end in .safetensors; got {args.out}")
+    if sum(share for _, share in args.blend) >= 1:
+        raise SystemExit(f"export: the --blend shares sum to {sum(s for _, s in args.blend):g}; "
+                         "they must leave the checkpoint a share (sum below 1)")
     try:
         path, model, ck = E.export_checkpoint(args.checkpoint, args.out, args.id, ema=not args.raw, blend=args.blend)
     except (FileNotFoundError, RuntimeError, ValueError, WeightsError) as e:

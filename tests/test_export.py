@@ -109,7 +109,7 @@ def test_export_blends_with_a_weights_file_of_the_same_network(checkpoint, tmp_p
     assert main(["export", "--checkpoint", str(ckpt_path), "--out", str(out), "--id", "b",
                  "--blend", f"{other}=0.25"]) == 0
     entry = json.loads(capsys.readouterr().out)
-    assert entry["trained_on"]["blended_with"] == {"weights": str(other), "share": 0.25}
+    assert entry["trained_on"]["blended_with"] == [{"weights": str(other), "share": 0.25}]
     got, ema, theirs = (m.state_dict() for m in (load_restorer(out), trainer.ema.model, load_restorer(other)))
     for k, v in got.items():
         assert torch.allclose(v, 0.75 * ema[k] + 0.25 * theirs[k], atol=1e-6), k
@@ -124,6 +124,33 @@ def test_export_blends_with_a_weights_file_of_the_same_network(checkpoint, tmp_p
             main(["export", "--checkpoint", str(ckpt_path), "--out", str(tmp_path / "y.safetensors"), "--id", "y",
                   "--blend", bad])
     assert "SHARE between 0 and 1" in capsys.readouterr().err
+
+
+def test_export_soups_several_weights_files(checkpoint, tmp_path, capsys):
+    """--blend repeated: a uniform soup of the checkpoint and two files; shares that leave it nothing are refused."""
+    from weather_restore.cli.main import main
+    from weather_restore.models import WeatherRestorer, load_config
+    from weather_restore.models.weights_io import save_restorer
+    ckpt_path, trainer = checkpoint
+    files = []
+    for seed in (3, 4):
+        torch.manual_seed(seed)
+        files.append(save_restorer(WeatherRestorer(load_config("tiny")).eval(), tmp_path / f"o{seed}.safetensors"))
+    out = tmp_path / "soup.safetensors"
+    assert main(["export", "--checkpoint", str(ckpt_path), "--out", str(out), "--id", "s",
+                 "--blend", f"{files[0]}=0.25", "--blend", f"{files[1]}=0.5"]) == 0
+    entry = json.loads(capsys.readouterr().out)
+    assert entry["trained_on"]["blended_with"] == [{"weights": str(files[0]), "share": 0.25},
+                                                   {"weights": str(files[1]), "share": 0.5}]
+    got, ema = load_restorer(out).state_dict(), trainer.ema.model.state_dict()
+    a, b = (load_restorer(f).state_dict() for f in files)
+    for k, v in got.items():
+        if v.is_floating_point():
+            assert torch.allclose(v, 0.25 * ema[k] + 0.25 * a[k] + 0.5 * b[k], atol=1e-6), k
+    with pytest.raises(SystemExit, match="sum to 1"):
+        main(["export", "--checkpoint", str(ckpt_path), "--out", str(tmp_path / "z.safetensors"), "--id", "z",
+              "--blend", f"{files[0]}=0.5", "--blend", f"{files[1]}=0.5"])
+    assert not (tmp_path / "z.safetensors").exists()
 
 
 def test_export_default_needs_write_manifest(tmp_path):
@@ -157,7 +184,7 @@ def test_blend_keeps_a_density_refiner_the_other_network_lacks(tmp_path):
             v.normal_()
     before = {k: v.clone() for k, v in refined.state_dict().items()}
     plain_file = save_restorer(plain, tmp_path / "plain.safetensors")
-    blend_weights(refined, plain_file, 0.25)
+    blend_weights(refined, [(plain_file, 0.25)])
     theirs, got = plain.state_dict(), refined.state_dict()
     shared = [k for k in got if not k.startswith("density_refiner.")]
     assert len(shared) == len(theirs)
@@ -170,4 +197,4 @@ def test_blend_keeps_a_density_refiner_the_other_network_lacks(tmp_path):
     assert any(not torch.allclose(got[k], before[k]) for k in shared)
     # the other way round (the file has a refiner, the network does not) is refused
     with pytest.raises(WeightsError, match="another config"):
-        blend_weights(WeatherRestorer(plain_cfg), save_restorer(refined, tmp_path / "refined.safetensors"), 0.5)
+        blend_weights(WeatherRestorer(plain_cfg), [(save_restorer(refined, tmp_path / "refined.safetensors"), 0.5)])

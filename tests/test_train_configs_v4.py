@@ -415,3 +415,20 @@ def test_the_thin_rain_stage_continues_v4_14_on_m_larges_mix():
     for name in ("m_thin", "m_thin2", "m_thin3"):
         prior = load_train_config(f"{name}_prior")
         assert prior.init_weights == f"runs/{name}/last.pt" and prior.trainable == load_train_config("m_dbody_prior").trainable
+
+
+def test_soup_stages_are_one_recipe_from_v4_15_apart_from_the_seed():
+    """m_soup1-5: v4.15 trained on for 400 steps at lr 1e-4, each from its own seed, so that their EMA weights
+    (averaged with v4.15 by `export --blend`, docs/TRAINING.md) differ only by the samples drawn."""
+    stages = [load_train_config(f"m_soup{i}") for i in range(1, 6)]
+    large = load_train_config("m_large")
+    assert len({s.seed for s in stages}) == 5 and large.seed not in {s.seed for s in stages}
+    for s in stages:
+        assert s.init_weights == "weights/weather_m_v4_15.safetensors" and s.model == large.model == "m_dr2"
+        assert s.recipe_weights == large.recipe_weights and s.loss == large.loss and s.synth == "torch"
+        assert (s.steps, s.lr, s.warmup, s.ema_decay) == (400, 1e-4, 20, 0.99)
+    assert load_train_config("m_thin4").init_weights == "weights/weather_m_v4_15.safetensors"  # measured, not kept
+    prior = load_train_config("m_soup_prior")
+    assert prior.init_weights == "runs/m_soup.safetensors"
+    assert prior.trainable == load_train_config("m_dbody_prior").trainable and prior.amp == "off"
+    assert load_train_config("m_thin4_prior").init_weights == "runs/m_thin4/last.pt"

@@ -10,7 +10,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Dict, Optional, Tuple
+from typing import Dict, Optional, Sequence, Tuple
 
 import torch
 
@@ -74,36 +74,42 @@ def _without_added_modules(cfg: RestorerConfig) -> str:
     return dataclasses.replace(cfg, name="", **fields).to_json()
 
 
-def blend_weights(model: WeatherRestorer, other_path, other_share: float) -> WeatherRestorer:
-    """model's floating-point weights <- (1 - other_share) x its own + other_share x those of a weights file
-    of the same network (a two-model soup: weights of one lineage, averaged, often keep the strengths of
-    both). Buffers that are not floating point stay model's. The file's network may lack a module that the
+def blend_weights(model: WeatherRestorer, blends: Sequence[Tuple[str, float]]) -> WeatherRestorer:
+    """model's floating-point weights <- (1 - sum of shares) x its own + share_i x those of weights file i,
+    each of the same network (a model soup: weights of one lineage, averaged, often keep the strengths of
+    all). Buffers that are not floating point stay model's. A file's network may lack a module that the
     model adds on top of it (ADDED_MODULE_FIELDS: the density refiner); that module keeps the model's weights."""
-    if not 0 < other_share < 1:
-        raise ValueError(f"blend share must be between 0 and 1 (exclusive); got {other_share}")
-    other = load_restorer(other_path)
-    theirs = other.state_dict()
-    added = [m for m in ADDED_MODULE_FIELDS if getattr(model, m, None) is not None and getattr(other, m, None) is None]
-    # nothing added: the very same config; else the same apart from the added modules' fields (and the name)
-    same = _without_added_modules(other.cfg) == _without_added_modules(model.cfg) if added else \
-        other.cfg.to_json() == model.cfg.to_json()
-    if not same:
-        raise WeightsError(f"{other_path} is a '{other.cfg.name}' network with another config than the checkpoint's "
-                           f"'{model.cfg.name}'; blend only weights of the same network")
+    shares = [float(share) for _, share in blends]
+    if not blends or not all(0 < s < 1 for s in shares) or sum(shares) >= 1:
+        raise ValueError(f"blend shares must each be between 0 and 1 and sum to less than 1; got {shares}")
+    others = [(path, load_restorer(path), share) for path, share in blends]
+    for path, other, _ in others:
+        added = [m for m in ADDED_MODULE_FIELDS if getattr(model, m, None) is not None and getattr(other, m, None) is None]
+        # nothing added: the very same config; else the same apart from the added modules' fields (and the name)
+        same = _without_added_modules(other.cfg) == _without_added_modules(model.cfg) if added else \
+            other.cfg.to_json() == model.cfg.to_json()
+        if not same:
+            raise WeightsError(f"{path} is a '{other.cfg.name}' network with another config than the checkpoint's "
+                               f"'{model.cfg.name}'; blend only weights of the same network")
+    added = {m for m in ADDED_MODULE_FIELDS for _, other, _ in others if getattr(model, m, None) is not None
+             and getattr(other, m, None) is None}
+    theirs = [(other.state_dict(), share) for _, other, share in others]
     with torch.no_grad():
         for name, value in model.state_dict().items():
             if value.is_floating_point() and name.split(".")[0] not in added:
-                value.mul_(1 - other_share).add_(theirs[name].to(value.dtype), alpha=other_share)
+                value.mul_(1 - sum(shares))
+                for state, share in theirs:
+                    value.add_(state[name].to(value.dtype), alpha=share)
     return model
 
 
-def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True, blend: Optional[Tuple[str, float]] = None):
-    """Write the `.safetensors` file; returns (path, model, checkpoint dict). blend = (weights file,
-    share): the exported weights are the checkpoint's blended with that file's (blend_weights)."""
+def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True, blend: Sequence[Tuple[str, float]] = ()):
+    """Write the `.safetensors` file; returns (path, model, checkpoint dict). blend = [(weights file,
+    share), ...]: the exported weights are the checkpoint's blended with those files' (blend_weights)."""
     model, ck = model_from_checkpoint(checkpoint, ema)
-    if blend is not None:
-        blend_weights(model, *blend)
-        ck = {**ck, "blended_with": {"weights": str(blend[0]), "share": float(blend[1])}}
+    if blend:
+        blend_weights(model, blend)
+        ck = {**ck, "blended_with": [{"weights": str(path), "share": float(share)} for path, share in blend]}
     meta = {"id": entry_id, "training": training_summary(ck, ema)}
     path = save_restorer(model, out, meta)
     log.info("wrote %s (%s weights of step %d)", path, "EMA" if ema else "raw", ck["step"])
