@@ -440,7 +440,10 @@ def test_soup_stages_are_one_recipe_from_v4_15_apart_from_the_seed():
         assert (s.steps, s.lr, s.recipe_weights, s.loss) == (400, 1e-4, large.recipe_weights, large.loss)
     assert load_train_config("m_resoup_prior").init_weights == "runs/m_resoup.safetensors"
     # a light-rain-heavy mix from v4.16 (measured, EXPERIMENTS.md): three quarters light rain, the same losses
-    rainmix = load_train_config("m_rainmix1")
-    assert rainmix.recipe_weights["rain_light"] == 0.75 and abs(sum(rainmix.recipe_weights.values()) - 1) < 1e-9
-    assert set(rainmix.recipe_weights) == set(large.recipe_weights) and rainmix.loss == large.loss
-    assert rainmix.seed not in {s.seed for s in stages + again} and rainmix.steps == 400
+    rainmix = [load_train_config(f"m_rainmix{i}") for i in range(1, 4)]
+    assert len({s.seed for s in rainmix}) == 3 and {s.seed for s in rainmix}.isdisjoint({s.seed for s in stages + again})
+    for s in rainmix:
+        assert s.recipe_weights["rain_light"] == 0.75 and abs(sum(s.recipe_weights.values()) - 1) < 1e-9
+        assert set(s.recipe_weights) == set(large.recipe_weights) and s.loss == large.loss and s.steps == 400
+        assert s.init_weights == "weights/weather_m_v4_16.safetensors"
+    assert load_train_config("m_rainsoup_prior").init_weights == "runs/m_rainsoup.safetensors"
