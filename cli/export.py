@@ -73,9 +73,6 @@ def run(args) -> int:
         raise SystemExit("export: --default only applies with --write-manifest")
     if args.out.suffix != ".safetensors":
         raise SystemExit(f"export: --out must end in .safetensors; got {args.out}")
-    if sum(share for _, share in args.blend) >= 1:
-        raise SystemExit(f"export: the --blend shares sum to {sum(s for _, s in args.blend):g}; "
-                         "they must leave the checkpoint a share (sum below 1)")
     try:
         path, model, ck = E.export_checkpoint(args.checkpoint, args.out, args.id, ema=not args.raw, blend=args.blend)
     except (FileNotFoundError, RuntimeError, ValueError, WeightsError) as e:

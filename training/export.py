@@ -81,23 +81,25 @@ def blend_weights(model: WeatherRestorer, blends: Sequence[Tuple[str, float]]) -
     model adds on top of it (ADDED_MODULE_FIELDS: the density refiner); that module keeps the model's weights."""
     shares = [float(share) for _, share in blends]
     if not blends or not all(0 < s < 1 for s in shares) or sum(shares) >= 1:
-        raise ValueError(f"blend shares must each be between 0 and 1 and sum to less than 1; got {shares}")
-    others = [(path, load_restorer(path), share) for path, share in blends]
-    for path, other, _ in others:
-        added = [m for m in ADDED_MODULE_FIELDS if getattr(model, m, None) is not None and getattr(other, m, None) is None]
+        raise ValueError(f"blend shares must each be between 0 and 1 and leave the checkpoint a share; "
+                         f"got {shares}, which sum to {sum(shares):g}")
+    added, theirs = set(), []
+    for path, share in blends:
+        other = load_restorer(path)
+        lacks = {m for m in ADDED_MODULE_FIELDS if getattr(model, m, None) is not None and getattr(other, m, None) is None}
         # nothing added: the very same config; else the same apart from the added modules' fields (and the name)
-        same = _without_added_modules(other.cfg) == _without_added_modules(model.cfg) if added else \
+        same = _without_added_modules(other.cfg) == _without_added_modules(model.cfg) if lacks else \
             other.cfg.to_json() == model.cfg.to_json()
         if not same:
             raise WeightsError(f"{path} is a '{other.cfg.name}' network with another config than the checkpoint's "
                                f"'{model.cfg.name}'; blend only weights of the same network")
-    added = {m for m in ADDED_MODULE_FIELDS for _, other, _ in others if getattr(model, m, None) is not None
-             and getattr(other, m, None) is None}
-    theirs = [(other.state_dict(), share) for _, other, share in others]
+        added |= lacks
+        theirs.append((other.state_dict(), share))
+    own = 1 - sum(shares)
     with torch.no_grad():
         for name, value in model.state_dict().items():
             if value.is_floating_point() and name.split(".")[0] not in added:
-                value.mul_(1 - sum(shares))
+                value.mul_(own)
                 for state, share in theirs:
                     value.add_(state[name].to(value.dtype), alpha=share)
     return model
