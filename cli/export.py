@@ -46,6 +46,9 @@ def add_parser(sub) -> None:
                    help="average with a weights file of the same network, which gets SHARE of the result "
                         "(e.g. weights/weather_m_v4_8.safetensors=0.5; repeatable, a soup: the checkpoint keeps "
                         "1 - the sum of the shares); recorded in the entry")
+    p.add_argument("--drop-stage", type=Path, default=None, metavar="CHECKPOINT",
+                   help="add the raindrop stage of this checkpoint (scripts/train_drop_stage.py's last.pt) to the "
+                        "exported network; recorded in the entry")
     p.add_argument("--eval", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
                    help="paired folder to score the exported weights on (repeatable)")
     p.add_argument("--eval-clean", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
@@ -74,7 +77,8 @@ def run(args) -> int:
     if args.out.suffix != ".safetensors":
         raise SystemExit(f"export: --out must end in .safetensors; got {args.out}")
     try:
-        path, model, ck = E.export_checkpoint(args.checkpoint, args.out, args.id, ema=not args.raw, blend=args.blend)
+        path, model, ck = E.export_checkpoint(args.checkpoint, args.out, args.id, ema=not args.raw, blend=args.blend,
+                                             drop_stage=args.drop_stage)
     except (FileNotFoundError, RuntimeError, ValueError, WeightsError) as e:
         raise SystemExit(f"export: {e}") from e
     scores = {}

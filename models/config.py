@@ -17,7 +17,8 @@ MAX_STRIDE = 1024                          # inputs are padded to the stride: a 
 RANGES = {"dims": (1, 4096), "enc_blocks": (0, 64), "dec_blocks": (0, 64), "head_dim": (1, 4096),
           "window": (1, 64), "ssm_state": (1, 256), "ssm_chunk": (1, 4096), "density_level": (0, MAX_LEVELS - 1),
           "density_refine": (0, 4096), "density_refine_blocks": (0, 8), "density_refine_scale": (1, 4), "mlp_ratio": (0.0, 16.0),
-          "sar_hidden_ratio": (0.0, 16.0)}
+          "sar_hidden_ratio": (0.0, 16.0), "drop_stage": (1, 1024)}
+DROP_STAGE_LEVELS = (2, 6)
 
 
 def _check_number(cfg: str, key: str, value, integer: bool, label: str = "") -> None:
@@ -53,6 +54,13 @@ def _check_types(c: "RestorerConfig") -> None:
         _check_number(c.name, key, getattr(c, key), integer=True)
     for key in ("mlp_ratio", "sar_hidden_ratio"):
         _check_number(c.name, key, getattr(c, key), integer=False)
+    if c.drop_stage is not None:
+        lo, hi = DROP_STAGE_LEVELS
+        if not isinstance(c.drop_stage, (list, tuple)) or not lo <= len(c.drop_stage) <= hi:
+            raise ValueError(f"config '{c.name}': drop_stage must be null or a list of {lo}-{hi} channel counts "
+                             f"(one per level of the raindrop stage); got {c.drop_stage!r}")
+        for v in c.drop_stage:
+            _check_number(c.name, "drop_stage", v, integer=True, label="each of drop_stage")
     if not isinstance(c.channels_last, bool):
         raise ValueError(f"config '{c.name}': channels_last must be true or false; got {c.channels_last!r}")
     if c.dims and int(min(c.dims) * c.mlp_ratio) < 1:
@@ -89,13 +97,16 @@ class RestorerConfig:
     # their severity at about half its label. Empty = bottleneck only.
     prior_extra_levels: List[int] = ()
     sar_hidden_ratio: float = 1.0          # width of the SAR residual branch, relative to dim
+    # channels per level of the raindrop stage (models/drop_stage.py) that the pipeline runs before the
+    # network where the prior reads raindrops; None = no stage (every network up to weather-m-v4.16)
+    drop_stage: Optional[List[int]] = None
 
     def __post_init__(self):
         _check_types(self)
         object.__setattr__(self, "dims", list(self.dims))
         object.__setattr__(self, "enc_blocks", list(self.enc_blocks))
         object.__setattr__(self, "dec_blocks", list(self.dec_blocks))
-        for key in ("block_types", "cwp_levels", "prior_extra_levels"):
+        for key in ("block_types", "cwp_levels", "prior_extra_levels", "drop_stage"):
             if getattr(self, key) is not None:
                 object.__setattr__(self, key, list(getattr(self, key)))
         levels = len(self.dims)
@@ -147,7 +158,10 @@ class RestorerConfig:
         return max([2 ** (self.levels - 1)] + dual)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+        d = dataclasses.asdict(self)
+        if d["drop_stage"] is None:          # a network without the stage keeps the JSON it always had
+            del d["drop_stage"]
+        return json.dumps(d, sort_keys=True)
 
     @classmethod
     def from_dict(cls, d: dict) -> "RestorerConfig":

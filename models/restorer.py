@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from .config import RestorerConfig
 from .conv_block import GatedConvBlock
 from .cwp import WeatherTokens
+from .drop_stage import DropStage
 from .dual_aggregation import DualAggregationBlock
 from .heads import DensityHead, DensityRefiner, PriorHead, QualityHead, upsample_to
 from .sar import Downsample, SARUnit, Upsample
@@ -92,6 +93,9 @@ class WeatherRestorer(nn.Module):
         with torch.no_grad():                  # start close to the identity: a small residual
             self.out.weight.mul_(0.05)
             self.out.bias.zero_()
+        # trained on its own (training/drop_stage.py) and run by the pipeline, not by forward / restore:
+        # models/tiling.py takes the drops off the whole image first, where the prior reads raindrops
+        self.drop_stage = DropStage(cfg.drop_stage, **kw) if cfg.drop_stage else None
 
     def _padded(self, x: torch.Tensor) -> torch.Tensor:
         """x padded to cfg.stride, in the network's memory layout: what encode and the heads read."""

@@ -9,6 +9,9 @@
               to the network stride where possible (same window grid as the whole image)
     blend     out = sum_t w_t * model(x_t, p, D_t) / sum_t w_t, w_t a raised-cosine ramp over the
               `overlap` pixels of each side that meets another tile (1 inside, never 0)
+    drops     a network with a raindrop stage (models/drop_stage.py) first takes the drops off the whole
+              image, in DROP_TILE tiles, for the items whose prior reads raindrops: the stage's change
+              weighted by drop_gate(p), 0 below DROP_GATE[0] (the stage is skipped) and 1 from DROP_GATE[1]
     mirror    optionally model(x_t, ...) is the mean of the network on the tile as it is and mirrored
               left-right (then mirrored back), with the same prior and the mirrored density: 2x the
               network time (docs/BENCHMARKS.md, "Mirror ensemble"). Only the view training showed the
@@ -25,11 +28,17 @@ from typing import Callable, List, Optional, Tuple
 import torch
 import torch.nn.functional as F
 
-from .signals import check_density, check_prior
+from .signals import WEATHER_TYPES, check_density, check_prior
 
 Tile = Tuple[int, int, int, int]                # (y0, y1, x0, x1), end-exclusive
 ANALYSIS_SIZE = 512                             # the one size the learned signals are computed at
 MIRROR_VIEWS = ((), (-1,))                      # the mirror ensemble's views: as is, mirrored left-right
+# the raindrops reading of the prior from which the drop stage starts to act and acts fully: the prior
+# head reads 0.03-0.75 (median 0.13) on held-out synthetic drops, and 0.1 or more on 4 of Rain100L's 100
+# rain photos and 1 of 16 snowy ones (weather-m-v4.16; docs/EXPERIMENTS.md, "A raindrop stage")
+DROP_GATE = (0.05, 0.15)
+DROP_TILE = 1024                                # the stage's tiles: a small U-Net, memory is its only limit
+DROPS = WEATHER_TYPES.index("raindrops")
 
 
 def _axis_spans(size: int, tile: int, overlap: int, align: int) -> List[Tuple[int, int]]:
@@ -130,6 +139,35 @@ def mean_over_views(net: Callable, x: torch.Tensor, density: Optional[torch.Tens
         y = flip(net(flip(x), None if density is None else flip(density)).float())
         summed = y if summed is None else summed + y
     return summed / len(views)
+
+
+def drop_gate(prior: torch.Tensor) -> torch.Tensor:
+    """(B, K) prior -> (B,) weight of the drop stage's change in [0, 1], from the raindrops column."""
+    lo, hi = DROP_GATE
+    return ((prior[:, DROPS].float() - lo) / (hi - lo)).clamp(0, 1)
+
+
+def remove_drops(model, x: torch.Tensor, prior: torch.Tensor, overlap: int = 64) -> torch.Tensor:
+    """x (B, 3, H, W) in [0, 1] with the raindrop stage's change added, weighted by drop_gate(prior),
+    on x's device and dtype; items with a zero weight (and every item of a network without the stage)
+    are returned as they are, without running it."""
+    stage = getattr(model, "drop_stage", None)
+    gate = drop_gate(prior.to(x.device))
+    if stage is None or not bool((gate > 0).any()):
+        return x
+    device, dtype = model_place(stage)
+    B, _, H, W = x.shape
+    tiles = plan_tiles(H, W, DROP_TILE, overlap, align=stage.stride)
+    weights, norm = _blend_weights(tiles, H, W, overlap, x.device)
+    out = x.clone()
+    for i in (gate > 0).nonzero()[:, 0].tolist():
+        change = torch.zeros(3, H, W, dtype=torch.float32, device=x.device)
+        for (y0, y1, x0, x1), w in zip(tiles, weights):
+            crop = x[i:i + 1, :, y0:y1, x0:x1].to(device=device, dtype=dtype)
+            with torch.no_grad(), network_autocast(model):
+                change[:, y0:y1, x0:x1] += stage.residual(crop)[0].float().to(x.device) * w
+        out[i] = (x[i].float() + gate[i] * change / norm).clamp(0, 1).to(x.dtype)
+    return out
 
 
 def _density_tiles(H: int, W: int, tile: int, stride: int) -> Tuple[List[Tile], int]:
@@ -234,10 +272,14 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         prior = check_prior(prior.to(x.device), B)
     if density is not None:
         density = check_density(density.to(x.device), B, (H, W))
-    if (len(tiles) > 1 or max(H, W) > ANALYSIS_SIZE or mirror_ensemble) and (prior is None or density is None):
+    has_drop_stage = getattr(model, "drop_stage", None) is not None
+    if (len(tiles) > 1 or max(H, W) > ANALYSIS_SIZE or mirror_ensemble or has_drop_stage) and \
+            (prior is None or density is None):
         p, d = global_signals(model, x, ANALYSIS_SIZE)
         prior = p if prior is None else prior
         density = d if density is None else density
+    if has_drop_stage:
+        x = remove_drops(model, x, prior)
 
     device, dtype = model_place(model)
     total, done = B * len(tiles), 0

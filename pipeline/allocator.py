@@ -21,9 +21,13 @@ from typing import Optional
 log = logging.getLogger(__name__)
 
 OPT_OUT = "WEATHER_RESTORE_MALLOC_TUNING"
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3       # mallopt parameter numbers (malloc.h)
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX = -1, -3, -4   # mallopt parameter numbers (malloc.h)
 MMAP_THRESHOLD = 32 << 20                         # the largest every 64-bit glibc accepts
 TRIM_THRESHOLD = 256 << 20
+# training keeps maps of 50-80 MiB (a batch of activations) that no mmap threshold covers: there no map comes
+# from mmap at all, and up to TRAINING_TRIM_THRESHOLD of freed memory stays (the raindrop stage on two cores:
+# 0.92 -> 0.60 s a step, system time 50 % -> 0; docs/EXPERIMENTS.md)
+TRAINING_TRIM_THRESHOLD = 1 << 30
 USER_SETTINGS = ("MALLOC_TRIM_THRESHOLD_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TOP_PAD_", "MALLOC_MMAP_MAX_")
 
 _applied: Optional[bool] = None
@@ -37,7 +41,15 @@ def tune_cpu_allocator() -> bool:
     return _applied
 
 
-def _apply() -> bool:
+def tune_cpu_allocator_for_training() -> bool:
+    """For a training process on the CPU: no mmap, freed memory kept up to TRAINING_TRIM_THRESHOLD (after
+    which the restore settings are not applied: this process keeps these); True when in force."""
+    global _applied
+    _applied = _apply(training=True)
+    return _applied
+
+
+def _apply(training: bool = False) -> bool:
     if os.environ.get(OPT_OUT, "1").strip() == "0" or not sys.platform.startswith("linux"):
         return False
     if any(k in os.environ for k in USER_SETTINGS):
@@ -47,6 +59,8 @@ def _apply() -> bool:
     except (OSError, AttributeError):
         return False
     mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    if training:
+        return mallopt(M_MMAP_MAX, 0) == 1 and mallopt(M_TRIM_THRESHOLD, TRAINING_TRIM_THRESHOLD) == 1
     ok = mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) == 1 and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD) == 1
     if ok:
         log.debug("glibc malloc: mmap threshold %d MiB, trim threshold %d MiB (%s=0 turns this off)",

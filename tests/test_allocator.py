@@ -78,3 +78,13 @@ def test_restore_batch_tunes_on_cpu(fresh):
                          ssm_state=4, ssm_chunk=4)
     out = restore_batch(WeatherRestorer(cfg).eval(), torch.rand(1, 3, 16, 16))
     assert out.shape == (1, 3, 16, 16) and len(calls) == 2
+
+
+def test_training_takes_no_map_from_mmap_and_keeps_freed_memory(fresh, monkeypatch):
+    calls = fresh()
+    assert allocator.tune_cpu_allocator_for_training() is True
+    assert calls == [(allocator.M_MMAP_MAX, 0), (allocator.M_TRIM_THRESHOLD, allocator.TRAINING_TRIM_THRESHOLD)]
+    assert allocator.tune_cpu_allocator() is True and len(calls) == 2     # restoring keeps the training settings
+    monkeypatch.setenv("MALLOC_MMAP_MAX_", "0")                            # the user's own settings win here too
+    calls.clear()
+    assert allocator.tune_cpu_allocator_for_training() is False and calls == []

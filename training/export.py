@@ -9,6 +9,7 @@ import dataclasses
 import json
 import logging
 import os
+import pickle
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -62,11 +63,13 @@ def training_summary(ck: dict, ema: bool = True) -> dict:
         "clip": teacher.get("clip") if teacher.get("kind") == "clip" else None,
         "init_weights": tc.get("init_weights"),
         **({"blended_with": ck["blended_with"]} if "blended_with" in ck else {}),
+        **({"drop_stage": ck["drop_stage"]} if "drop_stage" in ck else {}),
     }
 
 
 # config fields of modules a checkpoint may add on top of the network it blends with (they keep its weights)
-ADDED_MODULE_FIELDS = {"density_refiner": ("density_refine", "density_refine_blocks", "density_refine_scale")}
+ADDED_MODULE_FIELDS = {"density_refiner": ("density_refine", "density_refine_blocks", "density_refine_scale"),
+                       "drop_stage": ("drop_stage",)}
 
 
 def _without_added_modules(cfg: RestorerConfig) -> str:
@@ -105,13 +108,41 @@ def blend_weights(model: WeatherRestorer, blends: Sequence[Tuple[str, float]]) -
     return model
 
 
-def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True, blend: Sequence[Tuple[str, float]] = ()):
+def attach_drop_stage(model: WeatherRestorer, checkpoint) -> Tuple[WeatherRestorer, dict]:
+    """model with the EMA raindrop stage of a training/drop_stage.py checkpoint added (its config gets the
+    stage's channels) -> (the new model in eval mode, what the manifest entry records of the stage)."""
+    if not Path(checkpoint).is_file():
+        raise FileNotFoundError(f"raindrop stage checkpoint not found: {checkpoint}")
+    try:
+        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as e:
+        raise WeightsError(f"{checkpoint} is not a readable checkpoint ({e})") from None
+    if not isinstance(state, dict) or not isinstance(state.get("ema"), dict) or "step" not in state:
+        raise WeightsError(f"{checkpoint} is not a raindrop stage checkpoint (runs/<name>/last.pt of "
+                           f"scripts/train_drop_stage.py)")
+    stage = state["ema"]
+    dims, i = [], 0
+    while f"enc.{i}.0.weight" in stage:
+        dims.append(int(stage[f"enc.{i}.0.weight"].shape[0]))
+        i += 1
+    staged = WeatherRestorer(dataclasses.replace(model.cfg, drop_stage=dims))
+    own = {k: v for k, v in model.state_dict().items() if not k.startswith("drop_stage.")}
+    load_state_strict(staged, {**own, **{f"drop_stage.{k}": v for k, v in stage.items()}}, checkpoint)
+    return staged.eval(), {"checkpoint": str(checkpoint), "steps": int(state["step"]), "dims": dims}
+
+
+def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True, blend: Sequence[Tuple[str, float]] = (),
+                      drop_stage=None):
     """Write the `.safetensors` file; returns (path, model, checkpoint dict). blend = [(weights file,
-    share), ...]: the exported weights are the checkpoint's blended with those files' (blend_weights)."""
+    share), ...]: the exported weights are the checkpoint's blended with those files' (blend_weights);
+    drop_stage: a raindrop stage checkpoint added to them (attach_drop_stage)."""
     model, ck = model_from_checkpoint(checkpoint, ema)
     if blend:
         blend_weights(model, blend)
         ck = {**ck, "blended_with": [{"weights": str(path), "share": float(share)} for path, share in blend]}
+    if drop_stage is not None:
+        model, stage = attach_drop_stage(model, drop_stage)
+        ck = {**ck, "drop_stage": stage}
     meta = {"id": entry_id, "training": training_summary(ck, ema)}
     path = save_restorer(model, out, meta)
     log.info("wrote %s (%s weights of step %d)", path, "EMA" if ema else "raw", ck["step"])
