@@ -49,6 +49,9 @@ def add_parser(sub) -> None:
     p.add_argument("--drop-stage", type=Path, default=None, metavar="CHECKPOINT",
                    help="add the raindrop stage of this checkpoint (scripts/train_drop_stage.py's last.pt) to the "
                         "exported network; recorded in the entry")
+    p.add_argument("--drop-stage-raw", action="store_true",
+                   help="with --drop-stage: add the stage's raw weights instead of its EMA (the EMA of a short run "
+                        "lags behind it; measure both)")
     p.add_argument("--eval", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
                    help="paired folder to score the exported weights on (repeatable)")
     p.add_argument("--eval-clean", action="append", type=_named_folder, default=[], metavar="NAME=FOLDER",
@@ -74,11 +77,13 @@ def run(args) -> int:
 
     if args.default and not args.write_manifest:
         raise SystemExit("export: --default only applies with --write-manifest")
+    if args.drop_stage_raw and args.drop_stage is None:
+        raise SystemExit("export: --drop-stage-raw only applies with --drop-stage")
     if args.out.suffix != ".safetensors":
         raise SystemExit(f"export: --out must end in .safetensors; got {args.out}")
     try:
         path, model, ck = E.export_checkpoint(args.checkpoint, args.out, args.id, ema=not args.raw, blend=args.blend,
-                                             drop_stage=args.drop_stage)
+                                             drop_stage=args.drop_stage, drop_stage_ema=not args.drop_stage_raw)
     except (FileNotFoundError, RuntimeError, ValueError, WeightsError) as e:
         raise SystemExit(f"export: {e}") from e
     scores = {}

@@ -38,8 +38,8 @@ class DropStage(nn.Module):
         # decoder levels len-2 .. 0: the upsampled deeper level concatenated with the skip
         self.dec = nn.ModuleList(_block(dims[i + 1] + dims[i], dims[i], **kw) for i in reversed(range(len(dims) - 1)))
         self.out = nn.Conv2d(dims[0], 3, 3, padding=1, **kw)
-        with torch.no_grad():                 # starts as the identity
-            self.out.weight.zero_()
+        with torch.no_grad():                 # starts close to the identity, a small residual (an exact zero
+            self.out.weight.mul_(0.1)         # would starve the layers below of gradient at the start)
             self.out.bias.zero_()
 
     @property

@@ -21,7 +21,14 @@ def test_m_and_m_gpu_resolve():
     haze = load_train_config("m_haze")                                      # the next stages continue v4
     assert haze.init_weights == "weights/weather_m_v4.safetensors"            # how v4.1 was made
     from weather_restore.pipeline.weights import default_restorer
-    assert gpu.init_weights == default_restorer()["path"]                     # a lent GPU continues the default
+    from weather_restore.models.weights_io import load_restorer
+    # a lent GPU continues the default's restorer: v4.17 is v4.16's weights plus a raindrop stage trained on its
+    # own (training/drop_stage.py) and attached at export, so m_gpu starts from v4.16, whose tensors it holds
+    default, start = load_restorer(default_restorer()["path"]), load_restorer(gpu.init_weights)
+    assert default.drop_stage is not None and start.drop_stage is None
+    ours = {k: v for k, v in default.state_dict().items() if not k.startswith("drop_stage.")}
+    assert ours.keys() == start.state_dict().keys()
+    assert all(torch.equal(v, start.state_dict()[k]) for k, v in ours.items())
     assert gpu.recipe_weights == load_train_config("m_rainfirst").recipe_weights   # light rain half the mix
     assert haze.recipe_weights["haze"] > cont.recipe_weights["haze"]        # gives haze its share back
     psnr = load_train_config("m_psnr")                                      # the stage that made the default:
@@ -34,8 +41,7 @@ def test_m_and_m_gpu_resolve():
     assert gpu.loss["gt_signal_prob"] == 0.25
     assert all(r.startswith(".devdata/") for r in gpu.data_roots)         # the photos carried to the device
     assert cont.ema_warmup is False and cont.warmup == 50
-    from weather_restore.models.weights_io import load_restorer
-    assert load_restorer(gpu.init_weights).cfg.name == gpu.model           # the committed default loads as m_gpu's network
+    assert start.cfg.name == gpu.model                                      # and loads as m_gpu's network
 
 
 def test_m_network_trains_with_the_torch_synthesizer_on_cpu(tmp_path):

@@ -25,6 +25,7 @@ from ..pipeline.allocator import tune_cpu_allocator_for_training
 from .synth.dataset import find_images, load_photo
 from .synth_torch.compose import synthesize_batch
 
+LOSS_SCALE = 255.0 ** 2 / 100
 OTHER_RECIPES = ("clean", "rain_light", "rain_heavy", "snow", "haze", "rain_haze", "snow_haze")
 # the photos the held-out synthetic recipes are drawn on (scripts/synth_recipe_eval.py) stay out of training
 HELD_OUT_FOLDERS = ("kodak24", "set14")
@@ -120,7 +121,9 @@ def train_drop_stage(cfg: DropStageConfig, out: Path, evaluate: Optional[Callabl
         x, t = draw_batch(photos, cfg, step, device)
         for group in opt.param_groups:
             group["lr"] = lr_at(cfg, step)
-        loss = torch.nn.functional.mse_loss(stage(x), t)
+        # in squared 8-bit levels / 100 (about 1-4 here): at [0, 1] scale the gradients are so small that
+        # Adam's epsilon damps them, and a stage started as the identity stayed it for 2000 steps
+        loss = torch.nn.functional.mse_loss(stage(x), t) * LOSS_SCALE
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -131,7 +134,7 @@ def train_drop_stage(cfg: DropStageConfig, out: Path, evaluate: Optional[Callabl
         losses.append(loss.item())
         elapsed += time.time() - tic                    # training time only, evaluations not counted
         if step % 50 == 0:
-            log(f"step {step} mse {np.mean(losses):.6f} ({(time.time() - t0) / len(losses):.2f} s/step)")
+            log(f"step {step} loss {np.mean(losses):.4f} ({(time.time() - t0) / len(losses):.2f} s/step)")
             t0, losses = time.time(), []
         if step % cfg.save_every == 0 or step == end:
             _save_atomic({"stage": stage.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),

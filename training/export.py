@@ -108,31 +108,34 @@ def blend_weights(model: WeatherRestorer, blends: Sequence[Tuple[str, float]]) -
     return model
 
 
-def attach_drop_stage(model: WeatherRestorer, checkpoint) -> Tuple[WeatherRestorer, dict]:
-    """model with the EMA raindrop stage of a training/drop_stage.py checkpoint added (its config gets the
-    stage's channels) -> (the new model in eval mode, what the manifest entry records of the stage)."""
+def attach_drop_stage(model: WeatherRestorer, checkpoint, ema: bool = True) -> Tuple[WeatherRestorer, dict]:
+    """model with the EMA (or, ema=False, the raw) raindrop stage of a training/drop_stage.py checkpoint added
+    (its config gets the stage's channels) -> (the new model in eval mode, what the entry records of the stage)."""
     if not Path(checkpoint).is_file():
         raise FileNotFoundError(f"raindrop stage checkpoint not found: {checkpoint}")
     try:
         state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as e:
         raise WeightsError(f"{checkpoint} is not a readable checkpoint ({e})") from None
-    if not isinstance(state, dict) or not isinstance(state.get("ema"), dict) or "step" not in state:
+    which = "ema" if ema else "stage"
+    if not isinstance(state, dict) or not isinstance(state.get(which), dict) or "step" not in state:
         raise WeightsError(f"{checkpoint} is not a raindrop stage checkpoint (runs/<name>/last.pt of "
                            f"scripts/train_drop_stage.py)")
-    stage = state["ema"]
+    stage = state[which]
     dims, i = [], 0
     while f"enc.{i}.0.weight" in stage:
         dims.append(int(stage[f"enc.{i}.0.weight"].shape[0]))
         i += 1
-    staged = WeatherRestorer(dataclasses.replace(model.cfg, drop_stage=dims))
+    name = model.cfg.name if model.cfg.drop_stage else f"{model.cfg.name}+drops"
+    staged = WeatherRestorer(dataclasses.replace(model.cfg, name=name, drop_stage=dims))
     own = {k: v for k, v in model.state_dict().items() if not k.startswith("drop_stage.")}
     load_state_strict(staged, {**own, **{f"drop_stage.{k}": v for k, v in stage.items()}}, checkpoint)
-    return staged.eval(), {"checkpoint": str(checkpoint), "steps": int(state["step"]), "dims": dims}
+    return staged.eval(), {"checkpoint": str(checkpoint), "steps": int(state["step"]), "dims": dims,
+                           "weights": "EMA" if ema else "raw"}
 
 
 def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True, blend: Sequence[Tuple[str, float]] = (),
-                      drop_stage=None):
+                      drop_stage=None, drop_stage_ema: bool = True):
     """Write the `.safetensors` file; returns (path, model, checkpoint dict). blend = [(weights file,
     share), ...]: the exported weights are the checkpoint's blended with those files' (blend_weights);
     drop_stage: a raindrop stage checkpoint added to them (attach_drop_stage)."""
@@ -141,7 +144,7 @@ def export_checkpoint(checkpoint, out, entry_id: str, ema: bool = True, blend: S
         blend_weights(model, blend)
         ck = {**ck, "blended_with": [{"weights": str(path), "share": float(share)} for path, share in blend]}
     if drop_stage is not None:
-        model, stage = attach_drop_stage(model, drop_stage)
+        model, stage = attach_drop_stage(model, drop_stage, drop_stage_ema)
         ck = {**ck, "drop_stage": stage}
     meta = {"id": entry_id, "training": training_summary(ck, ema)}
     path = save_restorer(model, out, meta)
