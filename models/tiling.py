@@ -10,7 +10,7 @@
     blend     out = sum_t w_t * model(x_t, p, D_t) / sum_t w_t, w_t a raised-cosine ramp over the
               `overlap` pixels of each side that meets another tile (1 inside, never 0)
     drops     a network with a raindrop stage (models/drop_stage.py) first takes the drops off the whole
-              image, in DROP_TILE tiles, for the items whose prior reads raindrops: the stage's change
+              image, in the same tiles, for the items whose prior reads raindrops: the stage's change
               weighted by drop_gate(p), 0 below DROP_GATE[0] (the stage is skipped) and 1 from DROP_GATE[1]
     mirror    optionally model(x_t, ...) is the mean of the network on the tile as it is and mirrored
               left-right (then mirrored back), with the same prior and the mirrored density: 2x the
@@ -39,7 +39,6 @@ MIRROR_VIEWS = ((), (-1,))                      # the mirror ensemble's views: a
 # its clean targets 4.8 dB (weather-m-v4.17; docs/EXPERIMENTS.md). So it acts where the reading is high or set
 # by hand (raindrops=1: `restore --weather`, CLIP Weather Prior's raindrops input).
 DROP_GATE = (0.5, 0.75)
-DROP_TILE = 1024                                # the stage's tiles: a small U-Net, memory is its only limit
 DROPS = WEATHER_TYPES.index("raindrops")
 
 
@@ -149,17 +148,18 @@ def drop_gate(prior: torch.Tensor) -> torch.Tensor:
     return ((prior[:, DROPS].float() - lo) / (hi - lo)).clamp(0, 1)
 
 
-def remove_drops(model, x: torch.Tensor, prior: torch.Tensor, overlap: int = 64) -> torch.Tensor:
+def remove_drops(model, x: torch.Tensor, prior: torch.Tensor, tile: int = 512, overlap: int = 64) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] with the raindrop stage's change added, weighted by drop_gate(prior),
     on x's device and dtype; items with a zero weight (and every item of a network without the stage)
-    are returned as they are, without running it."""
+    are returned as they are, without running it. Tiled like the restorer (a tile halved after
+    out-of-memory halves the stage's too)."""
     stage = getattr(model, "drop_stage", None)
     gate = drop_gate(prior.to(x.device))
     if stage is None or not bool((gate > 0).any()):
         return x
     device, dtype = model_place(stage)
     B, _, H, W = x.shape
-    tiles = plan_tiles(H, W, DROP_TILE, overlap, align=stage.stride)
+    tiles = plan_tiles(H, W, tile, overlap, align=stage.stride)
     weights, norm = _blend_weights(tiles, H, W, overlap, x.device)
     out = x.clone()
     for i in (gate > 0).nonzero()[:, 0].tolist():
@@ -281,7 +281,7 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         prior = p if prior is None else prior
         density = d if density is None else density
     if has_drop_stage:
-        x = remove_drops(model, x, prior)
+        x = remove_drops(model, x, prior, tile, overlap)
 
     device, dtype = model_place(model)
     total, done = B * len(tiles), 0
