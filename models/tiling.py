@@ -172,6 +172,17 @@ def remove_drops(model, x: torch.Tensor, prior: torch.Tensor, tile: int = 512, o
     return out
 
 
+def _forward_without_drops(model, x: torch.Tensor, prior: Optional[torch.Tensor], density: Optional[torch.Tensor],
+                          tile: int, overlap: int) -> torch.Tensor:
+    """model(x, prior, density).image, the missing signals predicted in the same call; where the model has a
+    raindrop stage and those signals read drops, x is restored again without its drops, with the same signals
+    (the one extra pass only there: the gate is rarely open)."""
+    o = model(x, prior=prior, density=density)
+    if getattr(model, "drop_stage", None) is None or not bool((drop_gate(o.prior) > 0).any()):
+        return o.image
+    return model.restore(remove_drops(model, x, o.prior, tile, overlap), o.prior, o.density)
+
+
 def _density_tiles(H: int, W: int, tile: int, stride: int) -> Tuple[List[Tile], int]:
     overlap = min(64, tile // 4)
     return plan_tiles(H, W, tile, overlap, align=stride), overlap
@@ -274,13 +285,11 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         prior = check_prior(prior.to(x.device), B)
     if density is not None:
         density = check_density(density.to(x.device), B, (H, W))
-    has_drop_stage = getattr(model, "drop_stage", None) is not None
-    if (len(tiles) > 1 or max(H, W) > ANALYSIS_SIZE or mirror_ensemble or has_drop_stage) and \
-            (prior is None or density is None):
+    if (len(tiles) > 1 or max(H, W) > ANALYSIS_SIZE or mirror_ensemble) and (prior is None or density is None):
         p, d = global_signals(model, x, ANALYSIS_SIZE)
         prior = p if prior is None else prior
         density = d if density is None else density
-    if has_drop_stage:
+    if prior is not None and density is not None:   # else one tile, whose call predicts them: _forward_without_drops
         x = remove_drops(model, x, prior, tile, overlap)
 
     device, dtype = model_place(model)
@@ -307,7 +316,7 @@ def restore_image(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
         if p is not None and d is not None and hasattr(model, "restore"):
             net = lambda c, dc: model.restore(c, p, dc)                      # noqa: E731
         else:
-            net = lambda c, dc: model(c, prior=p, density=dc).image         # noqa: E731
+            net = lambda c, dc: _forward_without_drops(model, c, p, dc, tile, overlap)   # noqa: E731
         with network_autocast(model):
             return mean_over_views(net, crop, d, views).to(x.device)
 

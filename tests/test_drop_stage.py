@@ -75,6 +75,26 @@ def test_restore_runs_the_stage_only_where_the_prior_reads_drops():
     assert torch.equal(dropless[0], x[0])
 
 
+def test_one_tile_without_signals_runs_the_network_once_unless_it_reads_drops(monkeypatch):
+    staged = _staged()
+    plain = WeatherRestorer(load_config("tiny")).eval()
+    plain.load_state_dict({k: v for k, v in staged.state_dict().items() if not k.startswith("drop_stage.")})
+    x = torch.rand(2, 3, 40, 56)
+    calls = []
+    real_encode = staged.encode
+    staged.encode = lambda *a, **k: calls.append(1) or real_encode(*a, **k)
+    monkeypatch.setattr(tiling, "DROP_GATE", (2.0, 3.0))                # no reading opens it
+    assert torch.equal(restore_image(staged, x), restore_image(plain, x)) and len(calls) == 2   # once per item
+    monkeypatch.setattr(tiling, "DROP_GATE", (-1.0, 0.0))               # every reading opens it fully
+    calls.clear()
+    y = restore_image(staged, x)
+    assert len(calls) == 4                                             # the call, then the tile again
+    with torch.no_grad():
+        o = staged(x)                                                  # the signals of that call
+        want = staged.restore(remove_drops(staged, x, o.prior), o.prior, o.density).clamp(0, 1)
+    assert torch.allclose(y, want, atol=1e-6) and not torch.allclose(y, restore_image(plain, x), atol=1e-3)
+
+
 def test_stage_tiles_agree_with_the_whole_image():
     staged = _staged()
     x = torch.rand(1, 3, 72, 100)

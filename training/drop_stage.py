@@ -13,6 +13,7 @@ optimiser, step) is written atomically every `save_every` steps and holds only t
 import dataclasses
 import json
 import math
+import pickle
 import time
 from pathlib import Path
 from typing import Callable, List, Optional
@@ -21,7 +22,9 @@ import numpy as np
 import torch
 
 from ..models.drop_stage import DropStage
+from ..models.weights_io import WeightsError
 from ..pipeline.allocator import tune_cpu_allocator_for_training
+from .checkpoint import save_atomic
 from .synth.dataset import find_images, load_photo
 from .synth_torch.compose import synthesize_batch
 
@@ -83,10 +86,21 @@ def lr_at(cfg: DropStageConfig, step: int) -> float:
     return cfg.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
-def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)
+def load_stage_checkpoint(path) -> dict:
+    """A checkpoint written by train_drop_stage (stage, EMA, optimiser, step), loaded without unpickling;
+    FileNotFoundError when it is missing, WeightsError when it is not one."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"raindrop stage checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as e:
+        raise WeightsError(f"{path} is not a readable checkpoint ({e})") from None
+    if not isinstance(state, dict) or not all(isinstance(state.get(k), dict) for k in ("stage", "ema", "opt")) \
+            or "step" not in state:
+        raise WeightsError(f"{path} is not a raindrop stage checkpoint (runs/<name>/last.pt of "
+                           f"scripts/train_drop_stage.py)")
+    return state
 
 
 def train_drop_stage(cfg: DropStageConfig, out: Path, evaluate: Optional[Callable[[DropStage], dict]] = None,
@@ -108,7 +122,7 @@ def train_drop_stage(cfg: DropStageConfig, out: Path, evaluate: Optional[Callabl
     step, elapsed = 0, 0.0
     ckpt = out / "last.pt"
     if ckpt.exists():
-        state = torch.load(ckpt, map_location="cpu", weights_only=True)
+        state = load_stage_checkpoint(ckpt)
         stage.load_state_dict(state["stage"])
         ema.load_state_dict(state["ema"])
         opt.load_state_dict(state["opt"])
@@ -137,7 +151,7 @@ def train_drop_stage(cfg: DropStageConfig, out: Path, evaluate: Optional[Callabl
             log(f"step {step} loss {np.mean(losses):.4f} ({(time.time() - t0) / len(losses):.2f} s/step)")
             t0, losses = time.time(), []
         if step % cfg.save_every == 0 or step == end:
-            _save_atomic({"stage": stage.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
+            save_atomic({"stage": stage.state_dict(), "ema": ema.state_dict(), "opt": opt.state_dict(),
                           "step": step, "elapsed": elapsed}, ckpt)
         if evaluate is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
             scores = {"step": step, "elapsed_s": round(elapsed, 2), **evaluate(ema)}

@@ -9,7 +9,6 @@ import dataclasses
 import json
 import logging
 import os
-import pickle
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -21,6 +20,7 @@ from ..models.config import RestorerConfig
 from ..models.weights_io import WeightsError, load_restorer, load_state_strict, save_restorer
 from ..pipeline.restore import DEFAULT_OVERLAP, DEFAULT_TILE
 from .checkpoint import load_checkpoint
+from .drop_stage import load_stage_checkpoint
 
 log = logging.getLogger(__name__)
 SCORE_KEYS = ("y_psnr", "y_ssim", "rgb_psnr")
@@ -111,17 +111,8 @@ def blend_weights(model: WeatherRestorer, blends: Sequence[Tuple[str, float]]) -
 def attach_drop_stage(model: WeatherRestorer, checkpoint, ema: bool = True) -> Tuple[WeatherRestorer, dict]:
     """model with the EMA (or, ema=False, the raw) raindrop stage of a training/drop_stage.py checkpoint added
     (its config gets the stage's channels) -> (the new model in eval mode, what the entry records of the stage)."""
-    if not Path(checkpoint).is_file():
-        raise FileNotFoundError(f"raindrop stage checkpoint not found: {checkpoint}")
-    try:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as e:
-        raise WeightsError(f"{checkpoint} is not a readable checkpoint ({e})") from None
-    which = "ema" if ema else "stage"
-    if not isinstance(state, dict) or not isinstance(state.get(which), dict) or "step" not in state:
-        raise WeightsError(f"{checkpoint} is not a raindrop stage checkpoint (runs/<name>/last.pt of "
-                           f"scripts/train_drop_stage.py)")
-    stage = state[which]
+    state = load_stage_checkpoint(checkpoint)
+    stage = state["ema" if ema else "stage"]
     dims, i = [], 0
     while f"enc.{i}.0.weight" in stage:
         dims.append(int(stage[f"enc.{i}.0.weight"].shape[0]))
