@@ -2,6 +2,8 @@
 raindrops here): 16 photos of Kodak24 + Set14, top-left 480x320, weather drawn with seed 123.
 
     .venv/bin/python scripts/synth_recipe_eval.py weights/weather_s_v2.safetensors snow [--mirror-ensemble]
+    .venv/bin/python scripts/synth_recipe_eval.py weather-m-v4.17 raindrops 2 raindrops=1   (threads, then weather
+                                                                     set by hand, as `restore --weather`)
 Prints the mean Y-PSNR of the weathered input and of the restored output against the clean photo
 (--mirror-ensemble: restored as `restore --mirror-ensemble` does).
 """
@@ -19,6 +21,7 @@ weather.load_pack()
 from weather_restore.cli.model_loading import load_model  # noqa: E402
 from weather_restore.evaluation.metrics import quantize, score_pair  # noqa: E402
 from weather_restore.models.tiling import restore_image  # noqa: E402
+from weather_restore.pipeline.signals import apply_overrides, learned_prior_density, parse_weather  # noqa: E402
 from weather_restore.training.synth.compose import synthesize  # noqa: E402
 from weather_restore.training.synth.dataset import find_images, load_photo  # noqa: E402
 
@@ -32,14 +35,21 @@ def held_out(recipe: str):
         yield synthesize(load_photo(str(p))[:, :320, :480].float() / 255, rng, recipe)
 
 
-def main(weights: str, recipe: str = "rain_light", threads: int = 2, mirror_ensemble: bool = False) -> None:
+def main(weights: str, recipe: str = "rain_light", threads: int = 2, weather: str = "",
+         mirror_ensemble: bool = False) -> None:
     torch.set_num_threads(int(threads))
+    manual = parse_weather(weather) if weather else {}
     model, _ = load_model(weights)
     ins, outs = [], []
     for s in held_out(recipe):
         clean = quantize(s.clean.permute(1, 2, 0))
         with torch.no_grad():
-            restored = restore_image(model, s.weathered[None], tile=512, overlap=64, mirror_ensemble=mirror_ensemble)
+            prior = density = None
+            if manual:                                   # the learned signals with the hand-set types, as `restore`
+                prior, density = learned_prior_density(model, s.weathered[None])
+                prior, _ = apply_overrides(prior, manual)
+            restored = restore_image(model, s.weathered[None], prior=prior, density=density, tile=512, overlap=64,
+                                     mirror_ensemble=mirror_ensemble)
         ins.append(score_pair(quantize(s.weathered.permute(1, 2, 0)), clean)["y_psnr"])
         outs.append(score_pair(quantize(restored[0].permute(1, 2, 0)), clean)["y_psnr"])
     print(f"{recipe}: input {np.mean(ins):.2f} dB, restored {np.mean(outs):.2f} dB (Y-PSNR, {len(ins)} images)")
