@@ -4,8 +4,11 @@ photos (the stage alone, Y-PSNR against the clean photo) and, as the do-no-harm 
 and `haze` (Y-PSNR of the stage's output against its own input: high means it left them alone).
 
     .venv/bin/python scripts/train_drop_stage.py runs/drop_stage [steps] [threads] [clean photos folder]
-Trains on CUDA where there is one (the synthesizer runs there too), else on the CPU.
+        [--init runs/drop_stage_old/last.pt] [--drop-share 0.85] [--lr 1e-3] [--amp auto|bf16|off]
+Trains on CUDA where there is one (the synthesizer runs there too), else on the CPU. --init starts a new
+run from another run's raw stage (a fresh optimiser and schedule); a run that has a last.pt resumes it.
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -38,11 +41,21 @@ def held_out_scores(stage) -> dict:
     return scores
 
 
-def main(out: str, steps: str = "5000", threads: str = "2", data: str = "") -> None:
-    torch.set_num_threads(int(threads))
-    cfg = DropStageConfig(data_root=data or str(ROOT.parent / "shared" / "data" / "train" / "clean"), steps=int(steps))
-    train_drop_stage(cfg, Path(out), evaluate=held_out_scores, log=lambda m: print(m, flush=True))
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("out")
+    ap.add_argument("steps", nargs="?", type=int, default=5000)
+    ap.add_argument("threads", nargs="?", type=int, default=2)
+    ap.add_argument("data", nargs="?", default=str(ROOT.parent / "shared" / "data" / "train" / "clean"))
+    ap.add_argument("--init", default="")
+    ap.add_argument("--drop-share", type=float, default=DropStageConfig.drop_share)
+    ap.add_argument("--lr", type=float, default=DropStageConfig.lr)
+    ap.add_argument("--amp", default=DropStageConfig.amp, choices=("auto", "bf16", "off"))
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    cfg = DropStageConfig(data_root=a.data, steps=a.steps, init=a.init, drop_share=a.drop_share, lr=a.lr, amp=a.amp)
+    train_drop_stage(cfg, Path(a.out), evaluate=held_out_scores, log=lambda m: print(m, flush=True))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    main()

@@ -209,6 +209,34 @@ def test_training_resumes_exactly_and_the_export_attaches_the_stage(tmp_path, mo
         E.attach_drop_stage(model, tmp_path / "junk.pt")
 
 
+def test_a_new_run_starts_from_another_runs_stage_and_a_resumed_one_ignores_it(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "tune_cpu_allocator_for_training", lambda: None)
+    root = _photos(tmp_path / "p")
+    T.train_drop_stage(_cfg(root, steps=2, amp="off"), tmp_path / "a", log=lambda m: None)
+    first = torch.load(tmp_path / "a" / "last.pt", weights_only=True)["stage"]
+    logs = []
+    start = T.train_drop_stage(_cfg(root, steps=4, init=str(tmp_path / "a" / "last.pt")), tmp_path / "b",
+                               log=logs.append, stop_at=0)
+    assert logs == [f"started from {tmp_path / 'a' / 'last.pt'}"]
+    for k, v in first.items():
+        assert torch.equal(start.state_dict()[k], v), k                # the raw stage, as EMA and as stage
+    T.train_drop_stage(_cfg(root, steps=4, init=str(tmp_path / "a" / "last.pt"), amp="bf16"), tmp_path / "b",
+                       log=logs.append, stop_at=2)
+    b = torch.load(tmp_path / "b" / "last.pt", weights_only=True)
+    assert b["step"] == 2 and not torch.equal(b["stage"]["out.weight"], first["out.weight"])
+    assert all(torch.isfinite(v).all() for v in b["stage"].values())      # bf16 autocast trains
+    # a run with its own last.pt resumes it and never reads --init (here a file that is gone)
+    logs.clear()
+    T.train_drop_stage(_cfg(root, steps=4, init=str(tmp_path / "gone.pt")), tmp_path / "b", log=logs.append)
+    assert logs[0] == "resumed at step 2"
+    with pytest.raises(FileNotFoundError, match="gone.pt"):
+        T.train_drop_stage(_cfg(root, steps=4, init=str(tmp_path / "gone.pt")), tmp_path / "c", log=logs.append)
+    with pytest.raises(ValueError, match="amp must be"):
+        _cfg(root, amp="fp8")
+    with pytest.raises(ValueError, match="drop_share"):
+        _cfg(root, drop_share=1.5)
+
+
 def test_blend_keeps_the_stage_the_other_network_lacks(tmp_path):
     staged = _staged()
     before = {k: v.clone() for k, v in staged.state_dict().items()}

@@ -25,6 +25,7 @@ from ..models.drop_stage import DropStage
 from ..models.weights_io import WeightsError
 from ..pipeline.allocator import tune_cpu_allocator_for_training
 from .checkpoint import save_atomic
+from .trainer import auto_bf16
 from .synth.dataset import find_images, load_photo
 from .synth_torch.compose import synthesize_batch
 
@@ -49,6 +50,14 @@ class DropStageConfig:
     seed: int = 0
     save_every: int = 200
     eval_every: int = 1000
+    amp: str = "auto"          # bf16 autocast: auto (CUDA with bf16, CPUs with native bf16), bf16, off
+    init: str = ""             # a stage checkpoint (last.pt) whose raw weights a new run starts from
+
+    def __post_init__(self):
+        if self.amp not in ("auto", "bf16", "off"):
+            raise ValueError(f"drop stage config: amp must be auto, bf16 or off; got {self.amp!r}")
+        if not 0.0 <= self.drop_share <= 1.0:
+            raise ValueError(f"drop stage config: drop_share must be in [0, 1]; got {self.drop_share}")
 
 
 def training_photos(root: str) -> List[Path]:
@@ -119,8 +128,15 @@ def train_drop_stage(cfg: DropStageConfig, out: Path, evaluate: Optional[Callabl
     ema.load_state_dict(stage.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(stage.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # bf16 autocast: on a CPU with native bf16 a step takes 0.36 s instead of 0.58 (8 x 160 px, 2 threads);
+    # the residual is added to the input in fp32
+    amp = (cfg.amp == "bf16") if cfg.amp != "auto" else auto_bf16(device)
     step, elapsed = 0, 0.0
     ckpt = out / "last.pt"
+    if not ckpt.exists() and cfg.init:                 # a new run from another run's raw stage (not its optimiser)
+        stage.load_state_dict(load_stage_checkpoint(cfg.init)["stage"])
+        ema.load_state_dict(stage.state_dict())
+        log(f"started from {cfg.init}")
     if ckpt.exists():
         state = load_stage_checkpoint(ckpt)
         stage.load_state_dict(state["stage"])
@@ -137,7 +153,9 @@ def train_drop_stage(cfg: DropStageConfig, out: Path, evaluate: Optional[Callabl
             group["lr"] = lr_at(cfg, step)
         # in squared 8-bit levels / 100 (about 1-4 here): at [0, 1] scale the gradients are so small that
         # Adam's epsilon damps them, and a stage started as the identity stayed it for 2000 steps
-        loss = torch.nn.functional.mse_loss(stage(x), t) * LOSS_SCALE
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            y = stage(x)
+        loss = torch.nn.functional.mse_loss(y.float(), t) * LOSS_SCALE
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
