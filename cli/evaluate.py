@@ -20,7 +20,7 @@ from ..imagefiles.image_io import write_json
 from ..models.weights_io import WeightsError
 from ..pipeline.precision import PRECISIONS
 from .inputs import folder_problem, output_problem
-from .model_loading import add_ensemble_argument, add_weather_scale_argument, add_tile_arguments, dtype_name, load_model
+from .model_loading import add_ensemble_argument, add_keep_brightness_argument, add_weather_scale_argument, add_tile_arguments, dtype_name, load_model
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ def add_parser(sub) -> None:
     add_tile_arguments(p)
     add_ensemble_argument(p)
     add_weather_scale_argument(p)
+    add_keep_brightness_argument(p)
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N | mps (default auto)")
     p.add_argument("--precision", default="fp32", choices=list(PRECISIONS),
                    help="fp32 (default: the manifest's scores) or auto / fp16 / bf16, chosen as restore chooses them")
@@ -82,7 +83,7 @@ def _run(args) -> int:
         model, name, info = load_for_scoring(args.weights, args.device, precision=args.precision)
     result = evaluate_folder(model, args.data, args.input_dir, args.target_dir, tile=args.tile,
                              overlap=args.overlap, limit=args.limit, name=name, mirror_ensemble=args.mirror_ensemble,
-                             weather_scale=args.weather_scale)
+                             weather_scale=args.weather_scale, keep_brightness=args.keep_brightness)
     result.update(info)
     print(f"{result['count']} pairs from {result['input_dir']} vs {result['target_dir']}")
     print(markdown_table(result))

@@ -88,6 +88,14 @@ def add_weather_scale_argument(p) -> None:
                         "whose streaks are several pixels wide (default 1: off; docs/BENCHMARKS.md)")
 
 
+def add_keep_brightness_argument(p) -> None:
+    """--keep-brightness, the same for restore and evaluate (restore_batch's keep_brightness)."""
+    p.add_argument("--keep-brightness", action="store_true",
+                   help="take back the smooth brightness change and keep the fine one (streaks, flakes): real rainy "
+                        "photos without mist otherwise come back 1-19 grey levels darker; it also undoes haze "
+                        "removal, so not for misty photos (docs/BENCHMARKS.md)")
+
+
 def apply_threads(threads) -> None:
     if threads is not None:
         if threads < 1:

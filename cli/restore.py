@@ -34,7 +34,7 @@ from ..pipeline.restore import restore_batch, check_restore_args
 from ..pipeline.signals import apply_overrides, learned_prior_density, parse_weather
 from ..imagefiles.image_io import ImageData, output_format, read_image, write_gray8, write_image, write_json
 from .inputs import OutputExists, OutputPlanner, collect_inputs, folder_problem
-from .model_loading import add_ensemble_argument, add_model_arguments, add_weather_scale_argument, add_tile_arguments, apply_threads, describe, load_model
+from .model_loading import add_ensemble_argument, add_keep_brightness_argument, add_model_arguments, add_weather_scale_argument, add_tile_arguments, apply_threads, describe, load_model
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +52,7 @@ def add_parser(sub):
     add_tile_arguments(p)
     add_ensemble_argument(p)
     add_weather_scale_argument(p)
+    add_keep_brightness_argument(p)
     p.add_argument("--strength", type=float, default=1.0,
                    help="0 = input, 1 = full restoration (default), between: a blend")
     p.add_argument("--region", type=Path, default=None, metavar="MASK",
@@ -123,7 +124,7 @@ def restore_file(model, src: Path, planner: OutputPlanner, args, tile_bar=None, 
     y = restore_batch(model, x, prior=prior, density=None if density is None else density[:, 0], region=region,
                       strength=args.strength, tile=args.tile, overlap=args.overlap, feather=args.feather,
                       on_progress=on_progress, on_oom=lambda t: empty_cache(device), mirror_ensemble=args.mirror_ensemble,
-                      weather_scale=args.weather_scale)
+                      weather_scale=args.weather_scale, keep_brightness=args.keep_brightness)
     del x
     write_image(out_path, img.with_tensor(y), fmt)
     if density_path is not None:

@@ -51,12 +51,12 @@ def _mean_row(name: str, scores: list) -> dict:
 def evaluate_folder(model: Optional[torch.nn.Module], folder, input_dir=None, target_dir=None,
                     tile: int = DEFAULT_TILE, overlap: int = DEFAULT_OVERLAP, limit: Optional[int] = None,
                     name: Optional[str] = None, progress: bool = True, mirror_ensemble: bool = False,
-                    weather_scale: float = 1.0) -> dict:
+                    weather_scale: float = 1.0, keep_brightness: bool = False) -> dict:
     """Score `model` (None: the input-vs-target row only) on a paired folder.
 
     The model runs on its own device/dtype in eval mode (its mode is restored afterwards), through
     `restore_batch` (the service of the restore command and the Restore node) with `tile`/`overlap`,
-    `mirror_ensemble` and `weather_scale`.
+    `mirror_ensemble`, `weather_scale` and `keep_brightness`.
     Returns a JSON-ready dict: folder, input_dir, target_dir, protocol, count, rows (input row, then
     the model row named `name`), images (per-file scores) and seconds.
     """
@@ -81,7 +81,7 @@ def evaluate_folder(model: Optional[torch.nn.Module], folder, input_dir=None, ta
             if model is not None:
                 x = torch.from_numpy(degraded).permute(2, 0, 1)[None].to(device).float() / 255  # (1, 3, H, W)
                 restored = restore_batch(model, x, tile=tile, overlap=overlap, mirror_ensemble=mirror_ensemble,
-                                         weather_scale=weather_scale)
+                                         weather_scale=weather_scale, keep_brightness=keep_brightness)
                 pred = quantize(restored[0].permute(1, 2, 0))                         # (H, W, 3) uint8
                 entry["model"] = score_pair(pred, clean)
                 model_scores.append(entry["model"])
@@ -94,7 +94,8 @@ def evaluate_folder(model: Optional[torch.nn.Module], folder, input_dir=None, ta
         rows.append(_mean_row(name, model_scores))
     result = {"folder": str(folder) if folder is not None else None, "input_dir": str(inp_dir),
               "target_dir": str(tgt_dir), "protocol": PROTOCOL, "count": len(pairs),
-              "tile": tile, "overlap": overlap, "mirror_ensemble": mirror_ensemble, "weather_scale": weather_scale, "rows": rows, "images": images,
+              "tile": tile, "overlap": overlap, "mirror_ensemble": mirror_ensemble, "weather_scale": weather_scale,
+              "keep_brightness": keep_brightness, "rows": rows, "images": images,
               "seconds": round(time.perf_counter() - t0, 2)}
     for row in rows:
         log.debug("%s: Y-PSNR %.2f dB, Y-SSIM %.4f, RGB-PSNR %.2f dB (%d images)",

@@ -53,6 +53,10 @@ class Restore(io.ComfyNode):
                                        "about 480x320). Above 1, a first pass on a copy shrunk by this factor removes "
                                        "it, then the full-resolution pass: 2-3 for large photos whose streaks are "
                                        "several pixels wide. 1 = off."),
+                io.Boolean.Input("keep_brightness", default=False, optional=True,
+                                 tooltip="Take back the smooth brightness change and keep the fine one (streaks, "
+                                         "flakes): real rainy photos without mist otherwise come back darker. It "
+                                         "also undoes haze removal: leave it off for misty photos."),
             ],
             outputs=[io.Image.Output(display_name="image", tooltip="The restored images, in [0, 1], same size and batch.")],
         )
@@ -60,7 +64,7 @@ class Restore(io.ComfyNode):
     @classmethod
     def execute(cls, weather_model, image, strength: float, feather: int, tile_size: int, tile_overlap: int,
                 prior=None, density=None, region=None, mirror_ensemble: bool = False,
-                weather_scale: float = 1.0) -> io.NodeOutput:
+                weather_scale: float = 1.0, keep_brightness: bool = False) -> io.NodeOutput:
         rgb, alpha = network_image(image, weather_model)
         H, W = rgb.shape[-2:]
         on_progress = progress_bar()
@@ -73,5 +77,5 @@ class Restore(io.ComfyNode):
                 density=density, region=region, strength=strength, tile=tile_size, overlap=tile_overlap,
                 feather=feather, on_progress=on_progress, should_stop=should_stop, oom_errors=oom_errors(),
                 on_oom=lambda tile: mm.soft_empty_cache(), mirror_ensemble=mirror_ensemble,
-                weather_scale=weather_scale)
+                weather_scale=weather_scale, keep_brightness=keep_brightness)
         return io.NodeOutput(model_patcher.intermediate(to_comfy(out, alpha)))

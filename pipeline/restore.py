@@ -6,7 +6,8 @@ memory, and a NaN / infinity check on what the network returns.
     w = strength * feather(region)                     (B, 1, H, W), or strength everywhere
     y = x + w * (restore(x_crop) - x_crop)             only the region's bounding box is restored
 With weather_scale > 1, x_crop first gets the coarse pass of pipeline/coarse.py (weather larger than
-the network learned it, removed on a smaller copy); the blend still starts from the input.
+the network learned it, removed on a smaller copy); the blend still starts from the input. With
+keep_brightness, restore(x_crop) first loses the smooth part of its change (pipeline/tone.py).
 Each item is restored on its own (one tile of one item in the network at a time). Missing learned
 signals come from `pipeline.signals.learned_prior_density` on the whole image, at the fixed analysis
 size, before the first tile: a crop, a smaller tile or an out-of-memory retry restores with the
@@ -27,6 +28,7 @@ from .masks import bounding_box, feather_mask, fit_mask
 from .memory import MIN_TILE, OOM_ERRORS, OutOfMemory, shrink_on_oom  # noqa: F401 (OutOfMemory: part of the API)
 from .signals import learned_prior_density
 from .stopping import stop_between_layers
+from .tone import take_back_brightness
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +130,7 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
                   should_stop: Optional[Callable[[], bool]] = None,
                   oom_errors: Sequence[Type[BaseException]] = OOM_ERRORS,
                   on_oom: Optional[Callable[[int], None]] = None, mirror_ensemble: bool = False,
-                  weather_scale: float = 1.0) -> torch.Tensor:
+                  weather_scale: float = 1.0, keep_brightness: bool = False) -> torch.Tensor:
     """x (B, 3, H, W) in [0, 1] -> restored (B, 3, H, W) float32 in [0, 1] on x's device.
 
     prior (1 or B, K) in [0, 1]; density and region are MASKs (1 or B, H, W), fitted by `fit_mask`.
@@ -138,6 +140,8 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
     time; models.tiling.restore_image).
     `weather_scale` s > 1: a first pass on a copy shrunk by s removes rain drawn s times larger than the
     network learned it (pipeline/coarse.py); 1 skips it.
+    `keep_brightness`: the smooth brightness change (a veil lifted, a photo darkened) is taken back and the
+    fine one (streaks, flakes) kept: for rain and snow without mist (pipeline/tone.py).
     """
     if x.ndim != 4 or x.shape[1] != 3:
         raise InputError(f"image must be (B, 3, H, W) after layout conversion; got {tuple(x.shape)}")
@@ -189,11 +193,12 @@ def restore_batch(model, x: torch.Tensor, prior: Optional[torch.Tensor] = None,
     with stop_between_layers(model, should_stop):
         return _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride,
                               progress, plan, needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble,
-                              smalls)
+                              smalls, keep_brightness)
 
 
 def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, min_tile, stride, progress, plan,
-                   needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble, smalls) -> torch.Tensor:
+                   needs_signals, should_stop, oom_errors, on_oom, mirror_ensemble, smalls,
+                   keep_brightness) -> torch.Tensor:
     B, _, H, W = x.shape
     out = x.clone()
     for i, box in enumerate(boxes):
@@ -231,5 +236,7 @@ def _restore_items(model, x, boxes, prior, density, w, strength, tile, overlap, 
         check_finite(restored, model, f"image {i + 1}")
         wi = strength if w is None else w[i:i + 1, :, y0:y1, x0:x1]
         source = x[i:i + 1, :, y0:y1, x0:x1]                    # the input, not the coarse pass's x'
+        if keep_brightness:
+            restored = take_back_brightness(source, restored)
         out[i:i + 1, :, y0:y1, x0:x1] = torch.lerp(source, restored, wi)   # exact at weights 0 and 1
     return out.clamp(0, 1)

@@ -36,7 +36,7 @@ NODES = {
     P + "DensityMap": ([("weather_model", "WEATHER_MODEL"), ("image", "IMAGE")],
                        [("density", "MASK"), ("heatmap", "IMAGE")], ["auto", "normalised"]),
     P + "Restore": ([("weather_model", "WEATHER_MODEL"), ("image", "IMAGE"), ("prior", "WEATHER_PRIOR"),
-                     ("density", "MASK"), ("region", "MASK")], [("image", "IMAGE")], [1.0, 16, 512, 64, False, 1.0]),
+                     ("density", "MASK"), ("region", "MASK")], [("image", "IMAGE")], [1.0, 16, 512, 64, False, 1.0, False]),
     P + "QualityPerceiver": ([("weather_model", "WEATHER_MODEL"), ("image", "IMAGE")],
                              [("score", "FLOAT"), ("tier", "STRING"), ("probabilities", "STRING")], ["auto"]),
 }
@@ -142,7 +142,7 @@ def remove_rain_snow_and_haze_from_a_photo() -> Graph:
 
 
 def restore_a_large_photo_with_weather_scale() -> Graph:
-    g, image = restore_and_save("restore_large_photo", [1.0, 16, 512, 64, False, 2.0], ["weather/restored_large"])
+    g, image = restore_and_save("restore_large_photo", [1.0, 16, 512, 64, False, 2.0, False], ["weather/restored_large"])
     g.note((0, g.below(image)), "## A large photo\n\nThe restorer learned rain streaks a few pixels wide, as in "
            "photos of about 480x320. In a large photo the same rain is wider. **weather_scale** 2 restores a copy "
            "shrunk 2x first, adds what it removed to the full-size photo, then runs the full-resolution pass.\n\n"
@@ -210,7 +210,7 @@ def see_where_the_weather_is_with_a_density_heat_map() -> Graph:
 def restore_only_inside_a_painted_mask() -> Graph:
     g = Graph("restore_painted_region")
     image, model = loader_pair(g, image_title="Load Image (paint the region here first)")
-    restore = g.node(P + "Restore", (g.right(model), TITLE_H), [1.0, 24, 512, 64, False, 1.0])
+    restore = g.node(P + "Restore", (g.right(model), TITLE_H), [1.0, 24, 512, 64, False, 1.0, False])
     note = g.note((restore["pos"][0], g.below(restore)), "## Paint the mask first\n\nThis workflow restores **only "
                   "where you paint**; with nothing painted it returns the image unchanged.\n\n1. Right-click "
                   "**Load Image** > *Open in MaskEditor*.\n2. Paint over the area to clean, then *Save*.\n"

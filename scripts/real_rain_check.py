@@ -7,6 +7,7 @@ and write a before | after sheet (keep it out of the repository: the photos may 
     .venv/bin/python scripts/real_rain_check.py weather-m-v4.8 /tmp/sheet.png haze=0    (weather set by hand,
                                                                           as `weather.py restore --weather`)
     .venv/bin/python scripts/real_rain_check.py weather-m-v4.9 /tmp/sheet.png --mirror-ensemble
+    .venv/bin/python scripts/real_rain_check.py weather-m-v4.17 /tmp/sheet.png --keep-brightness
 """
 import sys
 from pathlib import Path
@@ -23,7 +24,7 @@ weather.load_pack()
 from weather_restore.cli.model_loading import load_model  # noqa: E402
 from weather_restore.evaluation.metrics import quantize  # noqa: E402
 from weather_restore.imagefiles.image_io import LUMA  # noqa: E402
-from weather_restore.models.tiling import restore_image  # noqa: E402
+from weather_restore.pipeline.restore import restore_batch  # noqa: E402
 from weather_restore.pipeline.signals import apply_overrides, learned_prior_density, parse_weather  # noqa: E402
 from weather_restore.training.synth.kernels import gaussian_blur  # noqa: E402
 
@@ -43,7 +44,8 @@ def fine_change(before: np.ndarray, after: np.ndarray, sigma: float = 4.0) -> fl
     return float((d - gaussian_blur(d, sigma)).abs().mean())
 
 
-def main(weights: str, sheet: str, weather: str = "", threads: int = 2, mirror_ensemble: bool = False) -> None:
+def main(weights: str, sheet: str, weather: str = "", threads: int = 2, mirror_ensemble: bool = False,
+         keep_brightness: bool = False) -> None:
     torch.set_num_threads(int(threads))
     manual = parse_weather(weather) if weather else {}
     model, _ = load_model(weights)
@@ -54,8 +56,8 @@ def main(weights: str, sheet: str, weather: str = "", threads: int = 2, mirror_e
         with torch.no_grad():
             prior, density = learned_prior_density(model, x)
             prior, _ = apply_overrides(prior, manual)
-            after = quantize(restore_image(model, x, prior=prior, density=density, tile=512, overlap=64,
-                                           mirror_ensemble=mirror_ensemble)[0].permute(1, 2, 0))
+            after = quantize(restore_batch(model, x, prior=prior, density=density[:, 0], mirror_ensemble=mirror_ensemble,
+                                           keep_brightness=keep_brightness)[0].permute(1, 2, 0))
         change = np.abs(after.astype(int) - before.astype(int))
         shift = after.reshape(-1, 3).mean(0) - before.reshape(-1, 3).mean(0)
         fine = fine_change(before, after)

@@ -395,6 +395,19 @@ def test_weather_scale_is_optional_and_changes_the_result(comfy):
     assert np.abs(a - b).max() > 2 / 255
 
 
+def test_keep_brightness_is_optional_and_keeps_the_mean_brightness(comfy):
+    """keep_brightness on the sample: the output differs from the plain one, and the change most pixels share
+    (the median change: not the streaks taken out) is gone."""
+    plain, kept = comfy.run(base_prompt(comfy)), comfy.run(base_prompt(comfy, keep_brightness=True))
+    for entry in (plain, kept):
+        assert entry["status"]["status_str"] == "success", json.dumps(entry["status"])[:3000]
+    (a,), (b,) = comfy.images(plain, "4"), comfy.images(kept, "4")
+    check_restored(comfy, b)
+    x = comfy.sample["rainy"]
+    assert np.abs(a - b).max() > 1 / 255
+    assert abs(float(np.median(b - x))) < 0.5 / 255 <= abs(float(np.median(a - x)))
+
+
 def test_bad_inputs_fail_with_clear_errors(comfy):
     odd_mask = base_prompt(comfy, region=["6", 0])               # a 64x64 non-constant mask on a 192x256 image
     odd_mask["5"] = {"class_type": "SolidMask", "inputs": {"value": 1.0, "width": 64, "height": 64}}

@@ -238,21 +238,22 @@ def test_two_files_of_one_stem_are_refused_not_paired_by_chance(tmp_path):
         match_pairs(*find_layout(tmp_path))
 
 
-@pytest.mark.parametrize("ensemble, scale, size", [(False, 1.0, (100, 60)), (True, 1.0, (100, 60)),
-                                                  (False, 2.0, (160, 136))])
-def test_scores_are_those_of_the_restore_commands_output(tmp_path, tiny_model, ensemble, scale, size):
+@pytest.mark.parametrize("ensemble, scale, size, keep", [(False, 1.0, (100, 60), False), (True, 1.0, (100, 60), False),
+                                                        (False, 2.0, (160, 136), False), (False, 1.0, (100, 60), True)])
+def test_scores_are_those_of_the_restore_commands_output(tmp_path, tiny_model, ensemble, scale, size, keep):
     """The benchmark numbers are what a user gets: each model score equals the score of the file that
-    `weather.py restore` writes for the same input, weights, tile, overlap, flip ensemble and weather scale,
-    here with several tiles."""
+    `weather.py restore` writes for the same input, weights, tile, overlap, flip ensemble, weather scale and
+    keep-brightness, here with several tiles."""
     pairs = _write_pairs(tmp_path / "data", names=("a.png", "b.png"), size=size, seed=3)
     weights = save_restorer(tiny_model, tmp_path / "tiny.safetensors")
     model = load_restorer(weights)
     result = evaluate_folder(model, tmp_path / "data", tile=64, overlap=16, progress=False, mirror_ensemble=ensemble,
-                             weather_scale=scale)
+                             weather_scale=scale, keep_brightness=keep)
     assert result["mirror_ensemble"] is ensemble and result["weather_scale"] == scale
+    assert result["keep_brightness"] is keep
     assert main(["restore", str(tmp_path / "data" / "input"), "--weights", str(weights), "--tile", "64",
                  "--overlap", "16", "--out", str(tmp_path / "out"), "--device", "cpu", "--weather-scale", str(scale)]
-                + (["--mirror-ensemble"] if ensemble else [])) == 0
+                + (["--mirror-ensemble"] if ensemble else []) + (["--keep-brightness"] if keep else [])) == 0
     for entry in result["images"]:
         written = np.asarray(Image.open(tmp_path / "out" / entry["file"].replace(".png", "_restored.png")))
         assert not np.array_equal(written, pairs[entry["file"]][0])             # it did restore
