@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 BLOCK = 16
+BAND_ROWS = 64           # block rows per median call: 1024 px of a 8192 px wide image is 24 M values
 
 
 def take_back_brightness(before: torch.Tensor, after: torch.Tensor, block: int = BLOCK) -> torch.Tensor:
@@ -30,8 +31,12 @@ def take_back_brightness(before: torch.Tensor, after: torch.Tensor, block: int =
     B, C, H, W = after.shape
     d = F.pad((after - before).float(), (0, (-W) % block, 0, (-H) % block), mode="replicate")
     h, w = d.shape[-2] // block, d.shape[-1] // block
-    blocks = d.view(B, C, h, block, w, block).permute(0, 1, 2, 4, 3, 5).reshape(B, C, h, w, block * block)
-    shift = blocks.median(dim=-1).values                   # torch.quantile refuses inputs over 16 M values
+    shift = torch.empty(B, C, h, w, device=d.device)
+    for r in range(0, h, BAND_ROWS):                       # in bands: the sort's copies stay a band's size
+        band = d[..., r * block:(r + BAND_ROWS) * block, :]
+        n = band.shape[-2] // block
+        cells = band.reshape(B, C, n, block, w, block).permute(0, 1, 2, 4, 3, 5).reshape(B, C, n, w, block * block)
+        shift[..., r:r + n, :] = cells.median(dim=-1).values     # torch.quantile refuses over 16 M values
     shift = F.avg_pool2d(F.pad(shift, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
     smooth = F.interpolate(shift, size=d.shape[-2:], mode="bilinear", align_corners=False)[..., :H, :W]
     return (after - smooth.to(after.dtype)).clamp(0, 1)

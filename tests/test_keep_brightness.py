@@ -99,3 +99,12 @@ def test_restore_node_keep_brightness_is_the_pipelines(tmp_path):
             want = restore_batch(model.restorer, rgb.permute(0, 3, 1, 2), keep_brightness=True)
         torch.testing.assert_close(on, want.permute(0, 2, 3, 1), atol=1e-6, rtol=0)
         assert (on - off).abs().max() > 1 / 255
+
+
+def test_bands_of_block_rows_give_the_whole_images_answer(monkeypatch):
+    from weather_restore.pipeline import tone
+    g = torch.Generator().manual_seed(5)
+    x, y = torch.rand(2, 3, 100, 70, generator=g), torch.rand(2, 3, 100, 70, generator=g)
+    whole = take_back_brightness(x, y)
+    monkeypatch.setattr(tone, "BAND_ROWS", 2)                      # 7 block rows: 4 bands, the last one short
+    torch.testing.assert_close(take_back_brightness(x, y), whole, atol=0, rtol=0)
