@@ -4,9 +4,11 @@ photos (the stage alone, Y-PSNR against the clean photo) and, as the do-no-harm 
 and `haze` (Y-PSNR of the stage's output against its own input: high means it left them alone).
 
     .venv/bin/python scripts/train_drop_stage.py runs/drop_stage [steps] [threads] [clean photos folder]
-        [--init runs/drop_stage_old/last.pt] [--drop-share 0.85] [--lr 1e-3] [--amp auto|bf16|off]
+        [--init runs/drop_stage_old/last.pt | weights/weather_m_v4_17.safetensors] [--drop-share 0.85] [--lr 1e-3]
+        [--amp auto|bf16|off]
 Trains on CUDA where there is one (the synthesizer runs there too), else on the CPU. --init starts a new
-run from another run's raw stage (a fresh optimiser and schedule); a run that has a last.pt resumes it.
+run from another run's raw stage or from the stage inside a network's file (a fresh optimiser and
+schedule); a run that has a last.pt resumes it and ignores --init.
 """
 import argparse
 import sys

@@ -237,6 +237,21 @@ def test_a_new_run_starts_from_another_runs_stage_and_a_resumed_one_ignores_it(t
         _cfg(root, drop_share=1.5)
 
 
+def test_a_new_run_starts_from_the_stage_inside_a_networks_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(T, "tune_cpu_allocator_for_training", lambda: None)
+    root = _photos(tmp_path / "p")
+    staged = save_restorer(_staged(), tmp_path / "staged.safetensors")
+    start = T.train_drop_stage(_cfg(root, steps=2, init=str(staged)), tmp_path / "a", log=lambda m: None, stop_at=0)
+    for k, v in _staged().drop_stage.state_dict().items():
+        assert torch.equal(start.state_dict()[k], v), k
+    plain = save_restorer(WeatherRestorer(load_config("tiny")), tmp_path / "plain.safetensors")
+    with pytest.raises(WeightsError, match="has no raindrop stage"):
+        T.train_drop_stage(_cfg(root, steps=2, init=str(plain)), tmp_path / "b", log=lambda m: None)
+    with pytest.raises(WeightsError, match=r"does not fit dims \[4, 16\]"):
+        T.train_drop_stage(dataclasses.replace(_cfg(root, steps=2, init=str(staged)), dims=(4, 16)), tmp_path / "c",
+                           log=lambda m: None)
+
+
 def test_blend_keeps_the_stage_the_other_network_lacks(tmp_path):
     staged = _staged()
     before = {k: v.clone() for k, v in staged.state_dict().items()}

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..models.drop_stage import DropStage
-from ..models.weights_io import WeightsError
+from ..models.weights_io import WeightsError, load_restorer
 from ..pipeline.allocator import tune_cpu_allocator_for_training
 from .checkpoint import save_atomic
 from .trainer import auto_bf16
@@ -51,7 +51,8 @@ class DropStageConfig:
     save_every: int = 200
     eval_every: int = 1000
     amp: str = "auto"          # bf16 autocast: auto (CUDA with bf16, CPUs with native bf16), bf16, off
-    init: str = ""             # a stage checkpoint (last.pt) whose raw weights a new run starts from
+    init: str = ""             # a new run starts from: a stage checkpoint (last.pt, its raw weights) or the
+                               # stage inside a network's .safetensors (e.g. weights/weather_m_v4_17.safetensors)
 
     def __post_init__(self):
         if self.amp not in ("auto", "bf16", "off"):
@@ -112,6 +113,18 @@ def load_stage_checkpoint(path) -> dict:
     return state
 
 
+def initial_stage_state(path) -> dict:
+    """The stage a new run starts from: the raw stage of a stage checkpoint, or the drop stage of a
+    network's .safetensors (one that has none is refused, naming the file)."""
+    if str(path).endswith(".safetensors"):
+        stage = load_restorer(path).drop_stage
+        if stage is None:
+            raise WeightsError(f"{path} has no raindrop stage; start from a network with one (weather-m-v4.17 "
+                               f"or later) or from a stage checkpoint")
+        return stage.state_dict()
+    return load_stage_checkpoint(path)["stage"]
+
+
 def train_drop_stage(cfg: DropStageConfig, out: Path, evaluate: Optional[Callable[[DropStage], dict]] = None,
                      log: Callable[[str], None] = print, stop_at: Optional[int] = None, device=None) -> DropStage:
     """Train (or resume) a drop stage in `out`; returns the EMA stage. `evaluate(stage) -> dict` is called
@@ -134,7 +147,11 @@ def train_drop_stage(cfg: DropStageConfig, out: Path, evaluate: Optional[Callabl
     step, elapsed = 0, 0.0
     ckpt = out / "last.pt"
     if not ckpt.exists() and cfg.init:                 # a new run from another run's raw stage (not its optimiser)
-        stage.load_state_dict(load_stage_checkpoint(cfg.init)["stage"])
+        start = initial_stage_state(cfg.init)
+        try:
+            stage.load_state_dict(start)
+        except RuntimeError as e:                     # tensors of other shapes: another stage size
+            raise WeightsError(f"{cfg.init}: its raindrop stage does not fit dims {list(cfg.dims)} ({e})") from None
         ema.load_state_dict(stage.state_dict())
         log(f"started from {cfg.init}")
     if ckpt.exists():
