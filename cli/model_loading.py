@@ -92,7 +92,7 @@ def add_keep_brightness_argument(p) -> None:
     """--keep-brightness, the same for restore and evaluate (restore_batch's keep_brightness)."""
     p.add_argument("--keep-brightness", action="store_true",
                    help="take back the smooth brightness change and keep the fine one (streaks, flakes): real rainy "
-                        "photos without mist otherwise come back 1-19 grey levels darker; it also undoes haze "
+                        "photos otherwise come back up to 19 grey levels darker; it also undoes haze "
                         "removal, so not for misty photos (docs/BENCHMARKS.md)")
 
 
